@@ -1,0 +1,10 @@
+//! hsmsign: a Certificate Authority and JS7 deployment signer whose keys never leave a
+//! PKCS#11 token.
+//!
+//! Layers, top to bottom (arrows point down only):
+//! the binary's CLI -> use cases ([`ca`], [`archive`], [`bundle`]) -> [`x509`] / [`signer`] ->
+//! [`token`], with [`store`] beside them. Nothing in this library prints to the terminal or reads a
+//! prompt except through what the CLI hands it (a PIN source, a progress callback).
+
+pub mod signer;
+pub mod output;

@@ -1,0 +1,2 @@
+//! The hsmsign command line.
+fn main() {}
