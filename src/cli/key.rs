@@ -77,7 +77,9 @@ pub fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
             let module = ctx.module(Some(&uri))?;
             let session = ctx.login(&module, &uri.token_part_with_pin(&uri))?;
             let info = session.generate_key(&label, alg, uri.id.as_deref())?;
-            let public = session.find_key(&Pkcs11Uri::parse(&info.uri).map_err(TokenError::from)?)?.public;
+            let public = session
+                .find_key(&Pkcs11Uri::parse(&info.uri).map_err(TokenError::from)?)?
+                .public;
             ctx.emit(
                 format!(
                     "Generated {} key {:?} on token {:?}; it can never leave the token.\n{}\n{}",
@@ -122,7 +124,10 @@ pub fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
             for (name, value) in &ins.attributes {
                 text.push_str(&format!("  {name}: {value}\n"));
             }
-            text.push_str(&format!("  public key SHA-256: {}\n", ins.key.public_key_sha256));
+            text.push_str(&format!(
+                "  public key SHA-256: {}\n",
+                ins.key.public_key_sha256
+            ));
             text.push_str(&format!("verdict: {}", ins.verdict));
             ctx.emit(text, json!(ins));
             drop(session);

@@ -55,8 +55,6 @@ pub enum Failure {
     Failed(anyhow::Error),
     /// Exit 2: the arguments were wrong.
     Usage(String),
-    /// Exit 3: a verification found a bad or missing signature (already reported).
-    Verification(String),
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
@@ -72,8 +70,6 @@ pub type CmdResult = Result<(), Failure>;
 pub struct Ctx {
     /// The global options.
     pub module: Option<PathBuf>,
-    /// `--state`.
-    pub state: Option<PathBuf>,
     /// `--json`.
     pub json: bool,
     /// `--pin-source`.
@@ -99,16 +95,13 @@ impl Ctx {
         }
     }
 
-    /// A note for the operator (stderr, always).
-    pub fn note(&self, text: impl Display) {
-        eprintln!("{text}");
-    }
-
     /// Parse a key or token URI given on the command line.
     pub fn uri(&self, s: &str) -> Result<Pkcs11Uri, Failure> {
         let uri = Pkcs11Uri::parse(s).map_err(TokenError::from)?;
         if uri.pin_value.is_some() && !self.allow_pin_value {
-            return Err(Failure::Failed(TokenError::from(PinError::PinValueRefused).into()));
+            return Err(Failure::Failed(
+                TokenError::from(PinError::PinValueRefused).into(),
+            ));
         }
         Ok(uri)
     }
@@ -168,7 +161,6 @@ pub fn prompt(what: &str) -> Result<SecretString, PinError> {
 pub fn run(cli: Cli) -> CmdResult {
     let ctx = Ctx {
         module: cli.module,
-        state: cli.state,
         json: cli.json,
         pin_source: cli.pin_source,
         allow_pin_value: cli.allow_pin_value,

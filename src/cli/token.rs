@@ -56,7 +56,8 @@ pub fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
         } => {
             if label.is_empty() || label.len() > 32 {
                 return Err(Failure::Usage(
-                    "--label must be 1 to 32 characters (the PKCS#11 label field is 32 bytes)".into(),
+                    "--label must be 1 to 32 characters (the PKCS#11 label field is 32 bytes)"
+                        .into(),
                 ));
             }
             let so_source = PinSource::parse(&so_pin_source).map_err(TokenError::from)?;
@@ -73,7 +74,10 @@ pub fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
                 .map_err(TokenError::from)?;
             let t = module.init_token(&label, &so_pin, &user_pin)?;
             ctx.emit(
-                format!("Initialised token {:?} (serial {})\n{}", t.label, t.serial, t.uri),
+                format!(
+                    "Initialised token {:?} (serial {})\n{}",
+                    t.label, t.serial, t.uri
+                ),
                 json!({"token": t}),
             );
             module.finalize();

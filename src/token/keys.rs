@@ -5,7 +5,9 @@
 //! (or, failing that, from the RSA private key's public attributes or a certificate object).
 
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{
+    Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
+};
 use cryptoki::session::UserType;
 use der::{Decode, Encode};
 use p256::elliptic_curve::sec1::ToSec1Point;
@@ -46,7 +48,9 @@ impl Provenance {
     /// The verdict line `key inspect` prints.
     pub fn verdict(&self) -> String {
         match self {
-            Self::GeneratedOnToken => "generated on token, never extractable, always sensitive".into(),
+            Self::GeneratedOnToken => {
+                "generated on token, never extractable, always sensitive".into()
+            }
             Self::Weaker(r) => r.join("; "),
         }
     }
@@ -135,7 +139,11 @@ impl TokenSession {
         })
     }
 
-    fn objects(&self, template: &[Attribute], doing: &str) -> Result<Vec<ObjectHandle>, TokenError> {
+    fn objects(
+        &self,
+        template: &[Attribute],
+        doing: &str,
+    ) -> Result<Vec<ObjectHandle>, TokenError> {
         self.session.find_objects(template).map_err(ck(doing))
     }
 
@@ -194,10 +202,7 @@ impl TokenSession {
             &[Attribute::Class(ObjectClass::PRIVATE_KEY)],
             "listing private keys",
         )?;
-        let mut keys: Vec<KeyInfo> = handles
-            .into_iter()
-            .map(|h| self.key_info(h))
-            .collect();
+        let mut keys: Vec<KeyInfo> = handles.into_iter().map(|h| self.key_info(h)).collect();
         keys.sort_by(|a, b| a.label.cmp(&b.label).then(a.id.cmp(&b.id)));
         Ok(keys)
     }
@@ -240,8 +245,7 @@ impl TokenSession {
         let handle = match found.as_slice() {
             [h] => *h,
             [] => {
-                let available: Vec<String> =
-                    self.list_keys()?.into_iter().map(|k| k.uri).collect();
+                let available: Vec<String> = self.list_keys()?.into_iter().map(|k| k.uri).collect();
                 return Err(TokenError::KeyNotFound {
                     query: uri.to_string(),
                     token: self.token.label.clone(),
@@ -271,12 +275,12 @@ impl TokenSession {
             .attr_bytes(handle, AttributeType::Id)
             .unwrap_or_default();
         let key_uri = self.object_uri(&label, &id);
-        let public = self
-            .public_key_for(handle, &id)
-            .map_err(|reason| TokenError::UnusableKey {
-                key: key_uri.clone(),
-                reason: format!("its public key cannot be read: {reason}"),
-            })?;
+        let public =
+            self.public_key_for(handle, &id)
+                .map_err(|reason| TokenError::UnusableKey {
+                    key: key_uri.clone(),
+                    reason: format!("its public key cannot be read: {reason}"),
+                })?;
         let always_authenticate = self
             .attr_bool(handle, AttributeType::AlwaysAuthenticate)
             .unwrap_or(false);
@@ -442,20 +446,29 @@ impl TokenSession {
             Attribute::Unwrap(false),
             Attribute::Derive(false),
         ];
-        let (private_specific, public_specific): (Vec<Attribute>, Vec<Attribute>) =
-            if let Ok(k) = p256::SecretKey::from_pkcs8_pem(pkcs8_pem) {
-                let point = k.public_key().to_sec1_point(false);
-                ec_templates(P256_PARAMS, Zeroizing::new(k.to_bytes().to_vec()), point.as_bytes())
-            } else if let Ok(k) = p384::SecretKey::from_pkcs8_pem(pkcs8_pem) {
-                let point = k.public_key().to_sec1_point(false);
-                ec_templates(P384_PARAMS, Zeroizing::new(k.to_bytes().to_vec()), point.as_bytes())
-            } else if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(pkcs8_pem) {
-                rsa_templates(&k).map_err(bad)?
-            } else {
-                return Err(bad(
+        let (private_specific, public_specific): (Vec<Attribute>, Vec<Attribute>) = if let Ok(k) =
+            p256::SecretKey::from_pkcs8_pem(pkcs8_pem)
+        {
+            let point = k.public_key().to_sec1_point(false);
+            ec_templates(
+                P256_PARAMS,
+                Zeroizing::new(k.to_bytes().to_vec()),
+                point.as_bytes(),
+            )
+        } else if let Ok(k) = p384::SecretKey::from_pkcs8_pem(pkcs8_pem) {
+            let point = k.public_key().to_sec1_point(false);
+            ec_templates(
+                P384_PARAMS,
+                Zeroizing::new(k.to_bytes().to_vec()),
+                point.as_bytes(),
+            )
+        } else if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(pkcs8_pem) {
+            rsa_templates(&k).map_err(bad)?
+        } else {
+            return Err(bad(
                     "not an unencrypted PKCS#8 EC P-256, EC P-384 or RSA private key (-----BEGIN PRIVATE KEY-----); convert it with `openssl pkcs8 -topk8 -nocrypt`".into(),
                 ));
-            };
+        };
         let mut private: Vec<Attribute> = private_flags.to_vec();
         private.extend(common.iter().cloned());
         private.extend(private_specific);
@@ -517,7 +530,9 @@ impl TokenSession {
             reasons.push("imported, not generated on token (CKA_LOCAL is not true)".to_string());
         }
         if val("CKA_NEVER_EXTRACTABLE") != Some(true) {
-            reasons.push("may have been extractable before (CKA_NEVER_EXTRACTABLE is not true)".into());
+            reasons.push(
+                "may have been extractable before (CKA_NEVER_EXTRACTABLE is not true)".into(),
+            );
         }
         if val("CKA_ALWAYS_SENSITIVE") != Some(true) {
             reasons.push("may have been readable before (CKA_ALWAYS_SENSITIVE is not true)".into());
@@ -583,10 +598,11 @@ impl TokenSession {
                 what: format!("a certificate under id {}", crate::signer::hex(id)),
             });
         }
-        let cert = x509_cert::Certificate::from_der(cert_der).map_err(|e| TokenError::UnusableKey {
-            key: label.into(),
-            reason: format!("certificate does not parse: {e}"),
-        })?;
+        let cert =
+            x509_cert::Certificate::from_der(cert_der).map_err(|e| TokenError::UnusableKey {
+                key: label.into(),
+                reason: format!("certificate does not parse: {e}"),
+            })?;
         let subject = cert
             .tbs_certificate()
             .subject()
@@ -733,13 +749,16 @@ impl TokenKey<'_> {
             .map_err(|e| self.device_error(describe_ck(e)))?;
         s.sign_update(data)
             .map_err(|e| self.device_error(describe_ck(e)))?;
-        s.sign_final().map_err(|e| self.device_error(describe_ck(e)))
+        s.sign_final()
+            .map_err(|e| self.device_error(describe_ck(e)))
     }
 }
 
 fn describe_ck(e: cryptoki::error::Error) -> String {
     match e {
-        cryptoki::error::Error::Pkcs11(rv, f) => format!("C_{f:?} returned {}", super::ckr_name(&rv)),
+        cryptoki::error::Error::Pkcs11(rv, f) => {
+            format!("C_{f:?} returned {}", super::ckr_name(&rv))
+        }
         other => other.to_string(),
     }
 }

@@ -18,7 +18,9 @@ pub enum PinError {
     )]
     BadSource(String),
     /// `env:VAR` names a variable that is not set.
-    #[error("PIN source env:{0}: the environment variable {0} is not set; export it or use another source")]
+    #[error(
+        "PIN source env:{0}: the environment variable {0} is not set; export it or use another source"
+    )]
     EnvMissing(String),
     /// A file or descriptor could not be read.
     #[error("PIN source {source_name}: cannot read it: {error}")]
@@ -29,7 +31,9 @@ pub enum PinError {
         error: std::io::Error,
     },
     /// The secret read is empty.
-    #[error("PIN source {0} gave an empty secret; put the PIN alone in it (a trailing newline is ignored)")]
+    #[error(
+        "PIN source {0} gave an empty secret; put the PIN alone in it (a trailing newline is ignored)"
+    )]
     Empty(String),
     /// `prompt` was asked for but there is no terminal.
     #[error(
@@ -109,9 +113,9 @@ impl PinSource {
         };
         let raw: Zeroizing<String> = match self {
             Self::Prompt => return prompter(what),
-            Self::Env(var) => Zeroizing::new(
-                std::env::var(var).map_err(|_| PinError::EnvMissing(var.clone()))?,
-            ),
+            Self::Env(var) => {
+                Zeroizing::new(std::env::var(var).map_err(|_| PinError::EnvMissing(var.clone()))?)
+            }
             Self::File(path) => {
                 let mut buf = Zeroizing::new(String::new());
                 std::fs::File::open(path)

@@ -160,11 +160,12 @@ impl Pkcs11Uri {
             let text = String::from_utf8(bytes).map_err(|_| err(q, "not UTF-8"))?;
             let dup = || err(q, "query attribute given twice");
             match name {
-                "module-path" => set(&mut uri.module_path, PathBuf::from(text)).map_err(|_| dup())?,
-                "pin-source" => set(&mut uri.pin_source, text).map_err(|_| dup())?,
-                "pin-value" => {
-                    set(&mut uri.pin_value, PinValue(zeroize::Zeroizing::new(text))).map_err(|_| dup())?
+                "module-path" => {
+                    set(&mut uri.module_path, PathBuf::from(text)).map_err(|_| dup())?
                 }
+                "pin-source" => set(&mut uri.pin_source, text).map_err(|_| dup())?,
+                "pin-value" => set(&mut uri.pin_value, PinValue(zeroize::Zeroizing::new(text)))
+                    .map_err(|_| dup())?,
                 "module-name" => {}
                 n if n.starts_with("x-") => {}
                 _ => {
