@@ -8,3 +8,4 @@
 
 pub mod signer;
 pub mod output;
+pub mod attest;
