@@ -138,6 +138,16 @@ pub enum AttestError {
         /// The built-in CA names.
         known: String,
     },
+    /// The chain reaches Root 1 without passing a CA that issues YubiKey f9 certificates.
+    #[error(
+        "the chain {chain} does not pass through a Yubico PIV attestation CA (PIV Attestation A 1 or \
+         B 1), which are the only ones under Yubico Attestation Root 1 that issue YubiKey device \
+         certificates: this is not a YubiKey PIV attestation"
+    )]
+    NoPivAttestationCa {
+        /// Subjects of the chain, leaf first.
+        chain: String,
+    },
     /// A certificate named as issued by a built-in Yubico CA does not verify with its key.
     #[error(
         "the signature of '{subject}' does not verify with the key of the built-in '{issuer}': the \
@@ -376,7 +386,8 @@ fn pem_advice(label: &str) -> &'static str {
 /// `attestation_der` is the per-slot attestation certificate, `f9_der` the device's slot-f9
 /// certificate (both DER; see [`certificate_der`]). The chain is built from them through the
 /// built-in Yubico CAs ([`BUILT_IN`]) and checked at time `now`. If `expected_key` is given the
-/// attested key must be that key.
+/// attested key must be that key (same algorithm and same BIT STRING contents: the EC point as
+/// YubiKeys and PKCS#11 tokens give it, uncompressed, or the PKCS#1 RSAPublicKey).
 pub fn verify_attestation(
     attestation_der: &[u8],
     f9_der: &[u8],
@@ -477,10 +488,12 @@ fn verify_with(
         }
         current = ca;
     }
-    let root = root.ok_or_else(|| AttestError::UnknownIssuer {
-        subject: f9.subject(),
-        issuer: f9.tbs().issuer().to_string(),
-        known: "no built-in PIV attestation CA in this chain".into(),
+    let root = root.ok_or_else(|| AttestError::NoPivAttestationCa {
+        chain: chain
+            .iter()
+            .map(|c| c.subject())
+            .collect::<Vec<_>>()
+            .join(" <- "),
     })?;
 
     for cert in &chain {

@@ -669,6 +669,10 @@ const F9_EXT: &str =
 
 /// Trust the made chain's CA, as if it were built in.
 fn trusting(chain: &MadeChain) -> [BuiltInCert; 1] {
+    trusting_as(chain, Some(AttestationRoot::LegacyPivRoot))
+}
+
+fn trusting_as(chain: &MadeChain, marks: Option<AttestationRoot>) -> [BuiltInCert; 1] {
     let der = certificate_der(&chain.ca_pem, "ca").unwrap();
     [BuiltInCert {
         name: "test CA",
@@ -676,7 +680,7 @@ fn trusting(chain: &MadeChain) -> [BuiltInCert; 1] {
         role: BuiltInRole::Root,
         pem: Vec::leak(chain.ca_pem.clone()),
         sha256: String::leak(hex(&sha2::Sha256::digest(&der)).to_ascii_uppercase()),
-        marks: Some(AttestationRoot::LegacyPivRoot),
+        marks,
     }]
 }
 
@@ -745,6 +749,24 @@ fn an_unknown_critical_extension_is_refused() {
     .unwrap_err();
     assert!(
         matches!(&err, AttestError::UnknownCriticalExtension { oid, .. } if oid == "1.3.6.1.4.1.99999.1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_chain_to_root_1_must_pass_a_piv_attestation_ca() {
+    // A root that, like Root 1, does not itself say which PIV attestation branch it is.
+    let chain = make_chain("Example Attestation CA", F9_EXT);
+    let err = verify_with(
+        &trusting_as(&chain, None),
+        &chain.slot,
+        &chain.f9,
+        None,
+        SystemTime::now(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, AttestError::NoPivAttestationCa { .. }),
         "{err}"
     );
 }
