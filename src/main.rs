@@ -18,5 +18,9 @@ fn main() -> ExitCode {
             eprintln!("error: {msg}\nRun `hsmsign --help` for usage.");
             ExitCode::from(2)
         }
+        Err(cli::Failure::Verification(msg)) => {
+            eprintln!("verification FAILED: {msg}");
+            ExitCode::from(3)
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! document). Errors go to stderr. Exit status: 0 success, 1 failure, 2 usage, 3 a verification
 //! found a bad or missing signature.
 
+mod attest;
 mod key;
 mod token;
 
@@ -47,6 +48,9 @@ pub enum Command {
     /// Keys on a token: generate, list, inspect, public, import.
     #[command(subcommand)]
     Key(key::KeyCmd),
+    /// YubiKey PIV attestations: verify one brought from elsewhere.
+    #[command(subcommand)]
+    Attest(attest::AttestCmd),
 }
 
 /// A failure, with the exit status it maps to.
@@ -55,6 +59,8 @@ pub enum Failure {
     Failed(anyhow::Error),
     /// Exit 2: the arguments were wrong.
     Usage(String),
+    /// Exit 3: a verification found a bad or missing signature.
+    Verification(String),
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
@@ -168,5 +174,6 @@ pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Token(c) => token::run(&ctx, c),
         Command::Key(c) => key::run(&ctx, c),
+        Command::Attest(c) => attest::run(&ctx, c),
     }
 }
