@@ -16,7 +16,7 @@ fn attest(args: &[&str]) -> std::process::Output {
         .args(args)
         .current_dir(DATA)
         .output()
-        .unwrap()
+        .expect("run hsmsign")
 }
 
 #[test]
