@@ -1,0 +1,261 @@
+//! Signing a deployment archive: every `*.workflow.json` and `*.jobresource.json` gets a
+//! `NAME.sig` entry right after it.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+use std::time::SystemTime;
+
+use base64::Engine;
+use sha2::Digest;
+
+use super::cert::Cert;
+use super::read::{Entry, read_archive};
+use super::write::ArchiveWriter;
+use super::{
+    ArchiveError, ArchiveFormat, JS7_ALGORITHMS, Limits, SIG_SUFFIX, accepted_names,
+    is_signed_object,
+};
+use crate::output;
+use crate::signer::{self, SignatureAlgorithm, SigningKey};
+
+/// How to sign.
+#[derive(Clone, Debug, Default)]
+pub struct SignOptions {
+    /// The algorithm; `None` picks SHA256withECDSA for EC keys and SHA256withRSA for RSA keys.
+    /// Only the algorithms JS7 accepts ([`super::JS7_ALGORITHMS`]) are allowed.
+    pub algorithm: Option<SignatureAlgorithm>,
+    /// Drop existing `.sig` entries of the objects and sign them afresh (otherwise an
+    /// existing signature is an error).
+    pub replace_signatures: bool,
+    /// Bounds on the input archive.
+    pub limits: Limits,
+}
+
+/// What [`sign_archive`] did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SignSummary {
+    /// Number of objects signed (= `.sig` entries written).
+    pub objects_signed: usize,
+    /// Number of existing `.sig` entries that were dropped and replaced.
+    pub signatures_replaced: usize,
+    /// Entries in the input archive.
+    pub entries: usize,
+    /// Java name of the algorithm used (what the operator selects when importing into JOC).
+    pub algorithm: String,
+    /// Subject DN of the signer certificate.
+    pub signer_subject: String,
+    /// SHA-256 of the DER signer certificate, lower-case hex.
+    pub signer_cert_sha256: String,
+    /// SHA-256 of the input file, lower-case hex.
+    pub input_sha256: String,
+    /// SHA-256 of the output file, lower-case hex.
+    pub output_sha256: String,
+    /// Format of input and output.
+    pub format: ArchiveFormat,
+    /// Things the operator should know that did not stop the signing (certificate expired,
+    /// no digitalSignature key usage).
+    pub warnings: Vec<String>,
+}
+
+/// The name of the signature entry of `object`.
+fn sig_name(object: &str) -> String {
+    format!("{object}{SIG_SUFFIX}")
+}
+
+/// Sign the JS7 archive `input` into `output` (same format) with `key`, whose certificate is
+/// `signer_cert_der`. `progress(done, total)` is called after each signature.
+///
+/// Everything is validated before the first signature: the whole archive (names, types,
+/// limits, `.sig` consistency), the output path, the algorithm, and the certificate. The
+/// output appears only when complete.
+pub fn sign_archive(
+    input: &Path,
+    output: &Path,
+    force: bool,
+    key: &dyn SigningKey,
+    signer_cert_der: &[u8],
+    options: &SignOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SignSummary, ArchiveError> {
+    // 1. The archive: list it with every hostile-input check, and check its signatures.
+    let mut names: Vec<(String, bool)> = Vec::new();
+    let format = read_archive(input, &options.limits, &mut |e: &Entry, _| {
+        names.push((e.name.clone(), e.is_dir));
+        Ok(())
+    })?;
+    let objects: HashSet<&str> = names
+        .iter()
+        .filter(|(n, dir)| !dir && is_signed_object(n))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let mut replaced = 0;
+    for (name, dir) in &names {
+        let Some(base) = name.strip_suffix(SIG_SUFFIX).filter(|_| !dir) else {
+            continue;
+        };
+        if objects.contains(base) {
+            if !options.replace_signatures {
+                return Err(ArchiveError::SignatureExists {
+                    object: base.to_owned(),
+                    signature: name.clone(),
+                });
+            }
+            replaced += 1;
+        } else if is_signed_object(base) {
+            return Err(ArchiveError::OrphanSignature {
+                signature: name.clone(),
+                reason: "its object in the archive",
+            });
+        } else {
+            return Err(ArchiveError::OrphanSignature {
+                signature: name.clone(),
+                reason: "an object JS7 signs (only .workflow.json and .jobresource.json are signed)",
+            });
+        }
+    }
+    let total = objects.len();
+
+    // 2. The output path.
+    output::check_new(output, force)?;
+
+    // 3. The algorithm.
+    let key_alg = key.public_key().algorithm();
+    let alg = match options.algorithm {
+        None if key_alg.is_ec() => SignatureAlgorithm::EcdsaSha256,
+        None => SignatureAlgorithm::RsaSha256,
+        Some(a) if !JS7_ALGORITHMS.contains(&a) => {
+            return Err(ArchiveError::UnsupportedAlgorithm {
+                alg: a,
+                accepted: accepted_names(),
+            });
+        }
+        Some(a) if !a.fits(key_alg) => {
+            return Err(ArchiveError::AlgorithmMismatch {
+                alg: a,
+                key: key_alg.to_string(),
+                suggest: if key_alg.is_ec() {
+                    SignatureAlgorithm::EcdsaSha256
+                } else {
+                    SignatureAlgorithm::RsaSha256
+                },
+            });
+        }
+        Some(a) => a,
+    };
+
+    // 4. The signer certificate.
+    let cert = Cert::parse(signer_cert_der, "of the signer")?;
+    let warnings = check_signer_cert(&cert, key)?;
+
+    let input_sha256 = sha256_file(input)?;
+
+    // Only now: sign, streaming the archive a second time.
+    let mut writer = ArchiveWriter::create(output, force, format)?;
+    let mut done = 0;
+    let mut index = 0;
+    let mut sig_text = String::new();
+    read_archive(input, &options.limits, &mut |e: &Entry, data: &[u8]| {
+        // The file must be the one checked in step 1.
+        match names.get(index) {
+            Some((n, d)) if *n == e.name && *d == e.is_dir => {}
+            _ => {
+                return Err(ArchiveError::InputChanged {
+                    path: input.to_path_buf(),
+                    entry: e.name.clone(),
+                });
+            }
+        }
+        index += 1;
+        if !e.is_dir
+            && let Some(base) = e.name.strip_suffix(SIG_SUFFIX)
+            && objects.contains(base)
+        {
+            // An old signature (only reachable with replace_signatures): dropped.
+            return Ok(());
+        }
+        writer.add(e, data)?;
+        if !e.is_dir && is_signed_object(&e.name) {
+            let sig = signer::sign(key, alg, data).map_err(|source| ArchiveError::Signing {
+                entry: e.name.clone(),
+                source,
+            })?;
+            sig_text.clear();
+            base64::engine::general_purpose::STANDARD.encode_string(&sig, &mut sig_text);
+            writer.add_signature(e, &sig_name(&e.name), sig_text.as_bytes())?;
+            done += 1;
+            progress(done, total);
+        }
+        Ok(())
+    })?;
+    if index != names.len() {
+        return Err(ArchiveError::InputChanged {
+            path: input.to_path_buf(),
+            entry: "(entries missing at the end)".into(),
+        });
+    }
+    let output_sha256 = writer.finish()?;
+    Ok(SignSummary {
+        objects_signed: done,
+        signatures_replaced: replaced,
+        entries: names.len(),
+        algorithm: alg.java_name().to_owned(),
+        signer_subject: cert.subject.clone(),
+        signer_cert_sha256: cert.fingerprint(),
+        input_sha256,
+        output_sha256,
+        format,
+        warnings,
+    })
+}
+
+/// Refuse a certificate that does not certify `key` or is a CA; return warnings for what JS7
+/// tolerates by default (validity dates, key usage).
+fn check_signer_cert(cert: &Cert, key: &dyn SigningKey) -> Result<Vec<String>, ArchiveError> {
+    let key_spki = key.public_key().spki_der();
+    if cert.spki_der() != key_spki {
+        let fp = |der: &[u8]| signer::hex(&sha2::Sha256::digest(der));
+        return Err(ArchiveError::CertificateKeyMismatch {
+            subject: cert.subject.clone(),
+            cert_key: fp(&cert.spki_der()),
+            key_key: fp(key_spki),
+        });
+    }
+    if cert.is_ca() {
+        return Err(ArchiveError::CaCertificate {
+            subject: cert.subject.clone(),
+        });
+    }
+    let mut warnings = Vec::new();
+    if let Some(p) = cert.validity_problem(SystemTime::now()) {
+        warnings.push(format!(
+            "the signer {p}; Controllers and Agents with allow-expired-certificates = no will refuse these signatures"
+        ));
+    }
+    if cert.digital_signature_allowed() == Some(false) {
+        warnings.push(format!(
+            "the signer certificate {} has a keyUsage extension without digitalSignature; \
+             JS7 does not check it, but other verifiers will refuse it",
+            cert.subject
+        ));
+    }
+    Ok(warnings)
+}
+
+fn sha256_file(path: &Path) -> Result<String, ArchiveError> {
+    let io_err = |source| ArchiveError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io_err)?;
+    let mut hash = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = file.read(&mut buf).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+    }
+    Ok(signer::hex(&hash.finalize()))
+}
