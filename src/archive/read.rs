@@ -685,3 +685,524 @@ fn parse_pax(mut data: &[u8]) -> Result<PaxFields, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::testutil::*;
+    use crate::archive::{SignOptions, sign_archive};
+    use crate::signer::soft::SoftKey;
+    use std::path::PathBuf;
+
+    /// Sign `input` with default limits unless given; the archive must be refused before any
+    /// certificate is looked at, and no output file may appear.
+    fn refuse(input: &Path, limits: Option<Limits>) -> ArchiveError {
+        let out = input.with_file_name("out.signed");
+        let options = SignOptions {
+            limits: limits.unwrap_or_default(),
+            ..Default::default()
+        };
+        let err = sign_archive(
+            input,
+            &out,
+            false,
+            &SoftKey::p256(1),
+            b"",
+            &options,
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(!out.exists(), "no output after {err}");
+        let leftovers: Vec<_> = std::fs::read_dir(input.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().contains("out.signed"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        err
+    }
+
+    fn zip_of(dir: &Path, names: &[&str]) -> PathBuf {
+        let p = dir.join("in.zip");
+        let entries: Vec<_> = names
+            .iter()
+            .map(|n| (n.to_string(), b"{}".to_vec()))
+            .collect();
+        write_zip(&p, &entries);
+        p
+    }
+
+    fn patch(path: &Path, from: &[u8], to: &[u8]) {
+        let mut bytes = std::fs::read(path).unwrap();
+        let mut n = 0;
+        let mut i = 0;
+        while i + from.len() <= bytes.len() {
+            if &bytes[i..i + from.len()] == from {
+                bytes[i..i + from.len()].copy_from_slice(to);
+                n += 1;
+            }
+            i += 1;
+        }
+        assert!(
+            n >= 2,
+            "patched {n} places (local and central header expected)"
+        );
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn tar_of(dir: &Path, entries: Vec<(tar::Header, Vec<u8>)>) -> PathBuf {
+        let p = dir.join("in.tar.gz");
+        write_tar_gz_raw(&p, &entries);
+        p
+    }
+
+    fn file(name: &[u8]) -> (tar::Header, Vec<u8>) {
+        (
+            raw_tar_header(name, tar::EntryType::Regular, 2),
+            b"{}".to_vec(),
+        )
+    }
+
+    fn special(name: &[u8], kind: tar::EntryType) -> (tar::Header, Vec<u8>) {
+        (raw_tar_header(name, kind, 0), Vec::new())
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("a/b.workflow.json", false).is_ok());
+        assert!(check_name("a/b/", true).is_ok());
+        assert!(matches!(
+            check_name("a/../b", false),
+            Err(ArchiveError::DotDot { .. })
+        ));
+        assert!(matches!(
+            check_name("/etc/x", false),
+            Err(ArchiveError::Absolute { .. })
+        ));
+        assert!(matches!(
+            check_name("C:/x", false),
+            Err(ArchiveError::DriveLetter { .. })
+        ));
+        assert!(matches!(
+            check_name("a\\b", false),
+            Err(ArchiveError::Backslash { .. })
+        ));
+        assert!(matches!(
+            check_name("./a", false),
+            Err(ArchiveError::BadName { .. })
+        ));
+        assert!(matches!(
+            check_name("a//b", false),
+            Err(ArchiveError::BadName { .. })
+        ));
+        assert!(matches!(
+            check_name("a/", false),
+            Err(ArchiveError::BadName { .. })
+        ));
+        assert!(matches!(
+            check_name("a\nb", false),
+            Err(ArchiveError::BadName { .. })
+        ));
+    }
+
+    #[test]
+    fn zip_dotdot() {
+        let d = tempfile::tempdir().unwrap();
+        let err = refuse(
+            &zip_of(d.path(), &["ok.json", "../evil.workflow.json"]),
+            None,
+        );
+        assert!(
+            matches!(&err, ArchiveError::DotDot { entry } if entry == "../evil.workflow.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zip_absolute() {
+        let d = tempfile::tempdir().unwrap();
+        let err = refuse(&zip_of(d.path(), &["/etc/cron.d/x"]), None);
+        assert!(
+            matches!(&err, ArchiveError::Absolute { entry } if entry == "/etc/cron.d/x"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zip_drive_letter() {
+        let d = tempfile::tempdir().unwrap();
+        let err = refuse(&zip_of(d.path(), &["C:/Windows/x.json"]), None);
+        assert!(matches!(&err, ArchiveError::DriveLetter { .. }), "{err}");
+        assert!(err.to_string().contains("C:/Windows/x.json"));
+    }
+
+    #[test]
+    fn zip_backslash() {
+        let d = tempfile::tempdir().unwrap();
+        let err = refuse(&zip_of(d.path(), &["a\\..\\b.json"]), None);
+        assert!(matches!(&err, ArchiveError::Backslash { .. }), "{err}");
+    }
+
+    #[test]
+    fn zip_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("in.zip");
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+        z.add_symlink(
+            "link.workflow.json",
+            "/etc/passwd",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        z.finish().unwrap();
+        let err = refuse(&p, None);
+        assert!(
+            matches!(&err, ArchiveError::Symlink { entry } if entry == "link.workflow.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zip_duplicate() {
+        let d = tempfile::tempdir().unwrap();
+        let p = zip_of(d.path(), &["dupA.workflow.json", "dupB.workflow.json"]);
+        patch(&p, b"dupB.workflow.json", b"dupA.workflow.json");
+        let err = refuse(&p, None);
+        assert!(
+            matches!(&err, ArchiveError::Duplicate { entry } if entry == "dupA.workflow.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zip_not_utf8() {
+        let d = tempfile::tempdir().unwrap();
+        let p = zip_of(d.path(), &["badQname.json"]);
+        patch(&p, b"badQname", b"bad\xffname");
+        let err = refuse(&p, None);
+        assert!(
+            matches!(&err, ArchiveError::NotUtf8 { entry } if entry.starts_with("bad")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zip_encrypted() {
+        let d = tempfile::tempdir().unwrap();
+        let p = zip_of(d.path(), &["secret.workflow.json"]);
+        let mut bytes = std::fs::read(&p).unwrap();
+        // Set the "encrypted" flag bit in the local header (offset 6) and in the central
+        // directory header (offset 8).
+        bytes[6] |= 1;
+        let cd = bytes.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        bytes[cd + 8] |= 1;
+        std::fs::write(&p, bytes).unwrap();
+        let err = refuse(&p, None);
+        assert!(
+            matches!(&err, ArchiveError::Encrypted { entry } if entry == "secret.workflow.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zip_too_many_entries() {
+        let d = tempfile::tempdir().unwrap();
+        let p = zip_of(d.path(), &["a.json", "b.json", "c.json", "d.json"]);
+        let limits = Limits {
+            max_entries: 3,
+            ..Default::default()
+        };
+        let err = refuse(&p, Some(limits));
+        assert!(
+            matches!(err, ArchiveError::TooManyEntries { count: 4, limit: 3 }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zip_entry_too_large() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("in.zip");
+        write_zip(&p, &[("big.workflow.json".into(), vec![b'x'; 5000])]);
+        let limits = Limits {
+            max_entry_size: 4096,
+            ..Default::default()
+        };
+        let err = refuse(&p, Some(limits));
+        assert!(
+            matches!(&err, ArchiveError::EntryTooLarge { entry, limit: 4096 } if entry == "big.workflow.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zip_declared_size_is_not_trusted() {
+        // The headers claim 16 bytes; the deflate stream holds 5000. Reading stops at the
+        // limit or at the mismatch, never trusting the claim.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("in.zip");
+        write_zip(&p, &[("big.workflow.json".into(), vec![b'x'; 5000])]);
+        patch(&p, &5000u32.to_le_bytes(), &16u32.to_le_bytes());
+        let limits = Limits {
+            max_entry_size: 1024,
+            ..Default::default()
+        };
+        let err = refuse(&p, Some(limits));
+        assert!(
+            matches!(
+                &err,
+                ArchiveError::EntryTooLarge { .. } | ArchiveError::Corrupt { entry: Some(_), .. }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zip_bomb_ratio() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("in.zip");
+        write_zip(&p, &[("bomb.workflow.json".into(), vec![0u8; 8 << 20])]);
+        let err = refuse(&p, None);
+        assert!(
+            matches!(&err, ArchiveError::CompressionRatio { entry, .. } if entry == "bomb.workflow.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zip_truncated() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("in.zip");
+        write_zip(&p, &sample_entries());
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        let err = refuse(&p, None);
+        assert!(matches!(err, ArchiveError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn zip_corrupt_data() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("in.zip");
+        write_zip(
+            &p,
+            &[(
+                "x.workflow.json".into(),
+                b"{\"TYPE\":\"Workflow\"}".repeat(20),
+            )],
+        );
+        let mut bytes = std::fs::read(&p).unwrap();
+        // Flip a byte inside the compressed data (after the 30-byte header and the name).
+        bytes[30 + "x.workflow.json".len() + 3] ^= 0x55;
+        std::fs::write(&p, bytes).unwrap();
+        let err = refuse(&p, None);
+        assert!(
+            matches!(&err, ArchiveError::Corrupt { entry: Some(e), .. } if e == "x.workflow.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_format() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("in.zip");
+        std::fs::write(&p, b"{\"not\":\"an archive\"}").unwrap();
+        let err = refuse(&p, None);
+        assert!(matches!(err, ArchiveError::UnknownFormat { .. }), "{err}");
+    }
+
+    #[test]
+    fn format_comes_from_content_not_name() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("export.zip");
+        write_tar_gz(&p, &sample_entries());
+        assert_eq!(detect(&p).unwrap(), ArchiveFormat::TarGz);
+        let q = d.path().join("export.tar.gz");
+        write_zip(&q, &sample_entries());
+        assert_eq!(detect(&q).unwrap(), ArchiveFormat::Zip);
+    }
+
+    #[test]
+    fn tar_dotdot() {
+        let d = tempfile::tempdir().unwrap();
+        let err = refuse(
+            &tar_of(d.path(), vec![file(b"a/../../x.workflow.json")]),
+            None,
+        );
+        assert!(
+            matches!(&err, ArchiveError::DotDot { entry } if entry == "a/../../x.workflow.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tar_absolute() {
+        let d = tempfile::tempdir().unwrap();
+        let err = refuse(&tar_of(d.path(), vec![file(b"/tmp/x.json")]), None);
+        assert!(matches!(&err, ArchiveError::Absolute { .. }), "{err}");
+    }
+
+    #[test]
+    fn tar_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let err = refuse(
+            &tar_of(
+                d.path(),
+                vec![special(b"l.workflow.json", tar::EntryType::Symlink)],
+            ),
+            None,
+        );
+        assert!(
+            matches!(&err, ArchiveError::Symlink { entry } if entry == "l.workflow.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tar_hard_link() {
+        let d = tempfile::tempdir().unwrap();
+        let err = refuse(
+            &tar_of(d.path(), vec![special(b"h.json", tar::EntryType::Link)]),
+            None,
+        );
+        assert!(
+            matches!(&err, ArchiveError::HardLink { entry } if entry == "h.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tar_fifo() {
+        let d = tempfile::tempdir().unwrap();
+        let err = refuse(
+            &tar_of(d.path(), vec![special(b"f", tar::EntryType::Fifo)]),
+            None,
+        );
+        assert!(
+            matches!(&err, ArchiveError::Device { entry, kind: "FIFO" } if entry == "f"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tar_char_device() {
+        let d = tempfile::tempdir().unwrap();
+        let err = refuse(
+            &tar_of(d.path(), vec![special(b"null", tar::EntryType::Char)]),
+            None,
+        );
+        assert!(
+            matches!(
+                &err,
+                ArchiveError::Device {
+                    kind: "character device",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tar_duplicate() {
+        let d = tempfile::tempdir().unwrap();
+        let err = refuse(
+            &tar_of(
+                d.path(),
+                vec![file(b"a.workflow.json"), file(b"a.workflow.json")],
+            ),
+            None,
+        );
+        assert!(
+            matches!(&err, ArchiveError::Duplicate { entry } if entry == "a.workflow.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tar_not_utf8() {
+        let d = tempfile::tempdir().unwrap();
+        let err = refuse(&tar_of(d.path(), vec![file(b"caf\xe9.json")]), None);
+        assert!(matches!(err, ArchiveError::NotUtf8 { .. }), "{err}");
+    }
+
+    #[test]
+    fn tar_pax_path_is_checked() {
+        // The header name is harmless; the pax path that readers use instead is not.
+        let d = tempfile::tempdir().unwrap();
+        let record = b"27 path=../x.workflow.json\n".to_vec();
+        let pax = raw_tar_header(b"PaxHeader", tar::EntryType::XHeader, record.len() as u64);
+        let err = refuse(
+            &tar_of(d.path(), vec![(pax, record), file(b"x.workflow.json")]),
+            None,
+        );
+        assert!(
+            matches!(&err, ArchiveError::DotDot { entry } if entry == "../x.workflow.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tar_truncated() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("in.tar.gz");
+        let mut entries = sample_entries();
+        entries.push((
+            "pad.json".into(),
+            (0..20000u32).flat_map(|i| i.to_le_bytes()).collect(),
+        ));
+        write_tar_gz(&p, &entries);
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 200]).unwrap();
+        let err = refuse(&p, None);
+        assert!(matches!(err, ArchiveError::Corrupt { .. }), "{err}");
+    }
+
+    #[test]
+    fn tar_too_many_entries() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("in.tar.gz");
+        write_tar_gz(&p, &sample_entries());
+        let limits = Limits {
+            max_entries: 2,
+            ..Default::default()
+        };
+        let err = refuse(&p, Some(limits));
+        assert!(
+            matches!(err, ArchiveError::TooManyEntries { limit: 2, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tar_bomb_ratio() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("in.tar.gz");
+        write_tar_gz(&p, &[("bomb.workflow.json".into(), vec![0u8; 8 << 20])]);
+        let err = refuse(&p, None);
+        assert!(
+            matches!(err, ArchiveError::CompressionRatio { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn both_formats_list_the_same_entries() {
+        let d = tempfile::tempdir().unwrap();
+        for (i, zip) in [true, false].into_iter().enumerate() {
+            let p = d.path().join(format!("in{i}"));
+            if zip {
+                write_zip(&p, &sample_entries());
+            } else {
+                write_tar_gz(&p, &sample_entries());
+            }
+            let mut seen = Vec::new();
+            read_archive(&p, &Limits::default(), &mut |e: &Entry, data: &[u8]| {
+                seen.push((e.name.clone(), data.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(seen, sample_entries(), "zip={zip}");
+        }
+    }
+}
