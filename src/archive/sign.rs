@@ -259,3 +259,378 @@ fn sha256_file(path: &Path) -> Result<String, ArchiveError> {
     }
     Ok(signer::hex(&hash.finalize()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::testutil::*;
+    use std::path::PathBuf;
+
+    fn input(dir: &Path, zip: bool, entries: &[(String, Vec<u8>)]) -> PathBuf {
+        let p = dir.join(if zip { "export.zip" } else { "export.tar.gz" });
+        if zip {
+            write_zip(&p, entries);
+        } else {
+            write_tar_gz(&p, entries);
+        }
+        p
+    }
+
+    /// Check every `.sig` of `archive` with `openssl dgst` over the object bytes, and that
+    /// every other entry is the input's, in order, with each `.sig` right after its object.
+    fn check_with_openssl(
+        archive: &Path,
+        key: &dyn SigningKey,
+        digest: &str,
+        expected: &[(String, Vec<u8>)],
+    ) -> usize {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        std::fs::write(w.join("pub.pem"), key.public_key().to_pem()).unwrap();
+        let out = list_with_crates(archive);
+        let mut i = 0;
+        let mut checked = 0;
+        for (name, data) in expected {
+            let (oname, _, odata) = &out[i];
+            assert_eq!(oname.trim_end_matches('/'), name.trim_end_matches('/'));
+            assert_eq!(odata, data, "{name} copied unchanged");
+            i += 1;
+            if is_signed_object(name) {
+                let (sname, _, sdata) = &out[i];
+                assert_eq!(*sname, format!("{name}.sig"));
+                let sig = base64::engine::general_purpose::STANDARD
+                    .decode(sdata)
+                    .unwrap();
+                std::fs::write(w.join("obj"), data).unwrap();
+                std::fs::write(w.join("sig.bin"), sig).unwrap();
+                let v = openssl(
+                    w,
+                    &[
+                        "dgst",
+                        digest,
+                        "-verify",
+                        "pub.pem",
+                        "-signature",
+                        "sig.bin",
+                        "obj",
+                    ],
+                );
+                assert!(v.contains("Verified OK"), "{name}: {v}");
+                checked += 1;
+                i += 1;
+            }
+        }
+        assert_eq!(i, out.len(), "no extra entries");
+        checked
+    }
+
+    fn sign_ok(zip: bool) {
+        let pki = Pki::new(11);
+        let d = tempfile::tempdir().unwrap();
+        let inp = input(d.path(), zip, &sample_entries());
+        let out = d.path().join("signed");
+        let mut calls = Vec::new();
+        let summary = sign_archive(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |done, total| calls.push((done, total)),
+        )
+        .unwrap();
+        assert_eq!(calls, vec![(1, 3), (2, 3), (3, 3)]);
+        assert_eq!(summary.objects_signed, 3);
+        assert_eq!(summary.entries, sample_entries().len());
+        assert_eq!(summary.algorithm, "SHA256withECDSA");
+        assert_eq!(summary.signer_subject, "CN=Test Signer");
+        assert_eq!(
+            summary.format,
+            if zip {
+                ArchiveFormat::Zip
+            } else {
+                ArchiveFormat::TarGz
+            }
+        );
+        assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+        // Hashes as openssl computes them.
+        let sha = |p: &Path| {
+            let o = openssl(d.path(), &["dgst", "-sha256", "-r", p.to_str().unwrap()]);
+            o.split_whitespace().next().unwrap().to_owned()
+        };
+        assert_eq!(summary.input_sha256, sha(&inp));
+        assert_eq!(summary.output_sha256, sha(&out));
+        let cert_fp = {
+            std::fs::write(d.path().join("c.der"), &pki.signer).unwrap();
+            sha(&d.path().join("c.der"))
+        };
+        assert_eq!(summary.signer_cert_sha256, cert_fp);
+        assert_eq!(detect_format(&out), summary.format);
+        assert_eq!(
+            check_with_openssl(&out, &pki.key, "-sha256", &sample_entries()),
+            3
+        );
+        // The same archive again is refused: it is signed already.
+        let err = sign_archive(
+            &out,
+            &d.path().join("again"),
+            false,
+            &pki.key,
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, ArchiveError::SignatureExists { .. }), "{err}");
+    }
+
+    fn detect_format(p: &Path) -> ArchiveFormat {
+        super::super::read::detect(p).unwrap()
+    }
+
+    #[test]
+    fn signs_zip_and_openssl_verifies_every_signature() {
+        sign_ok(true);
+    }
+
+    #[test]
+    fn signs_tar_gz_and_openssl_verifies_every_signature() {
+        sign_ok(false);
+    }
+
+    #[test]
+    fn replace_signatures_drops_the_old_ones() {
+        let pki = Pki::new(12);
+        let d = tempfile::tempdir().unwrap();
+        let mut entries = sample_entries();
+        // A stale signature before its object, which must vanish.
+        entries.insert(
+            2,
+            (
+                "Accounting/Daily/eod.workflow.json.sig".into(),
+                b"c3RhbGU=".to_vec(),
+            ),
+        );
+        let inp = input(d.path(), true, &entries);
+        let out = d.path().join("signed.zip");
+        let err = sign_archive(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::SignatureExists { object, .. } if object == "Accounting/Daily/eod.workflow.json"),
+            "{err}"
+        );
+        assert!(!out.exists());
+        let options = SignOptions {
+            replace_signatures: true,
+            ..Default::default()
+        };
+        let s = sign_archive(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            &pki.signer,
+            &options,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!((s.objects_signed, s.signatures_replaced), (3, 1));
+        assert_eq!(
+            check_with_openssl(&out, &pki.key, "-sha256", &sample_entries()),
+            3
+        );
+    }
+
+    #[test]
+    fn orphan_signature_is_refused() {
+        let pki = Pki::new(13);
+        let d = tempfile::tempdir().unwrap();
+        for (orphan, reason) in [
+            ("gone.workflow.json.sig", "its object"),
+            ("Accounting/one.lock.json.sig", "an object JS7 signs"),
+        ] {
+            let mut entries = sample_entries();
+            entries.push((orphan.into(), b"AAAA".to_vec()));
+            let inp = input(d.path(), false, &entries);
+            let out = d.path().join("signed.tar.gz");
+            let err = sign_archive(
+                &inp,
+                &out,
+                false,
+                &pki.key,
+                &pki.signer,
+                &SignOptions::default(),
+                &mut |_, _| {},
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&err, ArchiveError::OrphanSignature { signature, .. } if signature == orphan),
+                "{err}"
+            );
+            assert!(err.to_string().contains(reason), "{err}");
+            assert!(!out.exists());
+        }
+    }
+
+    #[test]
+    fn algorithms_js7_accepts_and_refuses() {
+        let pki = Pki::new(14);
+        let d = tempfile::tempdir().unwrap();
+        let inp = input(d.path(), true, &sample_entries());
+        let run = |alg: SignatureAlgorithm, out: &str| {
+            let options = SignOptions {
+                algorithm: Some(alg),
+                ..Default::default()
+            };
+            sign_archive(
+                &inp,
+                &d.path().join(out),
+                false,
+                &pki.key,
+                &pki.signer,
+                &options,
+                &mut |_, _| {},
+            )
+        };
+        let err = run(SignatureAlgorithm::EcdsaSha384, "a.zip").unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::UnsupportedAlgorithm { .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("SHA256withECDSA, SHA512withECDSA, SHA256withRSA, SHA512withRSA")
+        );
+        let err = run(SignatureAlgorithm::RsaSha256, "b.zip").unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::AlgorithmMismatch { .. }),
+            "{err}"
+        );
+        assert!(!d.path().join("a.zip").exists() && !d.path().join("b.zip").exists());
+        let s = run(SignatureAlgorithm::EcdsaSha512, "c.zip").unwrap();
+        assert_eq!(s.algorithm, "SHA512withECDSA");
+        assert_eq!(
+            check_with_openssl(
+                &d.path().join("c.zip"),
+                &pki.key,
+                "-sha512",
+                &sample_entries()
+            ),
+            3
+        );
+    }
+
+    #[test]
+    fn certificate_must_fit_the_key_and_not_be_a_ca() {
+        let pki = Pki::new(15);
+        let d = tempfile::tempdir().unwrap();
+        let inp = input(d.path(), true, &sample_entries());
+        let out = d.path().join("o.zip");
+        let go = |cert: &[u8]| {
+            sign_archive(
+                &inp,
+                &out,
+                false,
+                &pki.key,
+                cert,
+                &SignOptions::default(),
+                &mut |_, _| {},
+            )
+        };
+        let err = go(&pki.intermediate).unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::CertificateKeyMismatch { .. }),
+            "{err}"
+        );
+        let ca = self_signed(pki.dir.path(), "soft.key", "Soft CA", CA_EXT, "softca.pem");
+        let err = go(&ca).unwrap_err();
+        assert!(matches!(err, ArchiveError::CaCertificate { .. }), "{err}");
+        let err = go(b"not a certificate").unwrap_err();
+        assert!(matches!(err, ArchiveError::Certificate { .. }), "{err}");
+        assert!(!out.exists());
+        // No digitalSignature: signed, with a warning.
+        let odd = self_signed(
+            pki.dir.path(),
+            "soft.key",
+            "Odd",
+            "keyUsage = keyEncipherment\n",
+            "odd.pem",
+        );
+        let s = go(&odd).unwrap();
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(s.warnings[0].contains("digitalSignature"));
+    }
+
+    #[test]
+    fn existing_output_is_refused_before_signing() {
+        let pki = Pki::new(16);
+        let d = tempfile::tempdir().unwrap();
+        let inp = input(d.path(), true, &sample_entries());
+        let out = d.path().join("o.zip");
+        std::fs::write(&out, b"keep me").unwrap();
+        let mut signed = 0;
+        let err = sign_archive(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |_, _| signed += 1,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ArchiveError::Output(crate::output::OutputError::Exists(_))
+            ),
+            "{err}"
+        );
+        assert_eq!(signed, 0);
+        assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+        sign_archive(
+            &inp,
+            &out,
+            true,
+            &pki.key,
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(
+            check_with_openssl(&out, &pki.key, "-sha256", &sample_entries()),
+            3
+        );
+    }
+
+    #[test]
+    fn long_names_survive_in_tar_gz() {
+        let pki = Pki::new(17);
+        let d = tempfile::tempdir().unwrap();
+        let long = format!("{}/deep.workflow.json", "Folder".repeat(30));
+        let entries = vec![(long, b"{\"TYPE\":\"Workflow\"}".to_vec())];
+        let inp = input(d.path(), false, &entries);
+        let out = d.path().join("o.tar.gz");
+        sign_archive(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(check_with_openssl(&out, &pki.key, "-sha256", &entries), 1);
+    }
+}
