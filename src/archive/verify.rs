@@ -377,3 +377,354 @@ fn check_signature(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::testutil::*;
+    use crate::archive::{SignOptions, load_trusted_dir, load_trusted_pem_file, sign_archive};
+    use std::path::PathBuf;
+
+    /// A signed archive of the sample entries (zip or tar.gz).
+    fn signed(pki: &Pki, dir: &Path, zip: bool, cert: &[u8]) -> PathBuf {
+        let inp = dir.join(if zip { "in.zip" } else { "in.tar.gz" });
+        if zip {
+            write_zip(&inp, &sample_entries());
+        } else {
+            write_tar_gz(&inp, &sample_entries());
+        }
+        let out = dir.join(if zip { "signed.zip" } else { "signed.tar.gz" });
+        sign_archive(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            cert,
+            &SignOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        out
+    }
+
+    /// Rewrite an archive's entries (as a zip) after `change`.
+    fn rewrite(src: &Path, dst: &Path, change: impl FnOnce(&mut Vec<(String, Vec<u8>)>)) {
+        let mut entries: Vec<(String, Vec<u8>)> = list_with_crates(src)
+            .into_iter()
+            .map(|(n, _, d)| (n, d))
+            .collect();
+        change(&mut entries);
+        write_zip(dst, &entries);
+    }
+
+    fn verify(
+        p: &Path,
+        trusted: &[Vec<u8>],
+        signer: Option<&[u8]>,
+        strict: bool,
+    ) -> Result<VerifyReport, ArchiveError> {
+        verify_archive(p, trusted, signer, strict, &Limits::default())
+    }
+
+    fn outcome<'r>(r: &'r VerifyReport, object: &str) -> &'r ObjectOutcome {
+        &r.objects
+            .iter()
+            .find(|o| o.object == object)
+            .unwrap()
+            .outcome
+    }
+
+    #[test]
+    fn signer_issued_by_a_trusted_intermediate_passes() {
+        let pki = Pki::new(21);
+        let d = tempfile::tempdir().unwrap();
+        for zip in [true, false] {
+            let p = signed(&pki, d.path(), zip, &pki.signer);
+            let r = verify(
+                &p,
+                std::slice::from_ref(&pki.intermediate),
+                Some(&pki.signer),
+                false,
+            )
+            .unwrap();
+            assert!(r.accepted(), "{r:?}");
+            assert_eq!(r.objects.len(), 3);
+            assert_eq!(r.trusted_by.as_deref(), Some("CN=Test Intermediate CA"));
+            for o in &r.objects {
+                assert_eq!(
+                    o.outcome,
+                    ObjectOutcome::Ok {
+                        algorithm: "SHA256withECDSA".into(),
+                        key: "CN=Test Signer".into()
+                    }
+                );
+            }
+            // Strict: dates valid, digitalSignature present, the intermediate is a real CA.
+            let r = verify(
+                &p,
+                std::slice::from_ref(&pki.intermediate),
+                Some(&pki.signer),
+                true,
+            )
+            .unwrap();
+            assert!(r.accepted(), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn no_chain_building_root_alone_is_not_enough() {
+        let pki = Pki::new(22);
+        let d = tempfile::tempdir().unwrap();
+        let p = signed(&pki, d.path(), true, &pki.signer);
+        let err = verify(
+            &p,
+            std::slice::from_ref(&pki.root),
+            Some(&pki.signer),
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ArchiveError::UntrustedSigner { .. }), "{err}");
+        assert!(err.to_string().contains("intermediate"), "{err}");
+    }
+
+    #[test]
+    fn untrusted_signer_fails() {
+        let pki = Pki::new(23);
+        let other = Pki::new(24);
+        let d = tempfile::tempdir().unwrap();
+        let p = signed(&pki, d.path(), false, &pki.signer);
+        // Same issuer name, different CA key: the signature on the signer certificate fails.
+        let err = verify(
+            &p,
+            std::slice::from_ref(&other.intermediate),
+            Some(&pki.signer),
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ArchiveError::UntrustedSigner { .. }), "{err}");
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        // Without a signer certificate, another key verifies nothing.
+        let r = verify(&p, &[other.self_signed.clone()], None, false).unwrap();
+        assert!(!r.accepted());
+        assert_eq!(r.failures().count(), 3);
+    }
+
+    #[test]
+    fn self_issued_signer_and_trusted_keys_alone() {
+        let pki = Pki::new(25);
+        let d = tempfile::tempdir().unwrap();
+        let p = signed(&pki, d.path(), true, &pki.self_signed);
+        let trusted = vec![pki.root.clone(), pki.self_signed.clone()];
+        let r = verify(&p, &trusted, Some(&pki.self_signed), false).unwrap();
+        assert!(r.accepted(), "{r:?}");
+        assert_eq!(r.trusted_by.as_deref(), Some("CN=Self Signer"));
+        let r = verify(&p, &trusted, None, false).unwrap();
+        assert!(r.accepted(), "{r:?}");
+        assert!(
+            matches!(outcome(&r, "z.workflow.json"), ObjectOutcome::Ok { key, .. } if key == "CN=Self Signer")
+        );
+    }
+
+    #[test]
+    fn tampering_is_reported_per_object() {
+        let pki = Pki::new(26);
+        let d = tempfile::tempdir().unwrap();
+        let p = signed(&pki, d.path(), true, &pki.signer);
+        let trusted = std::slice::from_ref(&pki.intermediate);
+        let check = |name: &str, change: &dyn Fn(&mut Vec<(String, Vec<u8>)>)| {
+            let q = d.path().join(name);
+            rewrite(&p, &q, change);
+            verify(&q, trusted, Some(&pki.signer), false).unwrap()
+        };
+        let eod = "Accounting/Daily/eod.workflow.json";
+        let env = "Accounting/env.jobresource.json";
+        // One byte of an object.
+        let r = check("t1.zip", &|e| {
+            let i = e.iter().position(|(n, _)| n == eod).unwrap();
+            e[i].1[3] ^= 1;
+        });
+        assert!(
+            matches!(outcome(&r, eod), ObjectOutcome::Bad { reason } if reason.contains(eod)),
+            "{r:?}"
+        );
+        assert!(matches!(outcome(&r, env), ObjectOutcome::Ok { .. }));
+        assert!(!r.accepted());
+        assert_eq!(r.failures().count(), 1);
+        // One byte of a signature (re-encoded, so still Base64).
+        let r = check("t2.zip", &|e| {
+            let i = e
+                .iter()
+                .position(|(n, _)| *n == format!("{env}.sig"))
+                .unwrap();
+            let mut sig = base64::engine::general_purpose::STANDARD
+                .decode(&e[i].1)
+                .unwrap();
+            let last = sig.len() - 1;
+            sig[last] ^= 1;
+            e[i].1 = base64::engine::general_purpose::STANDARD
+                .encode(sig)
+                .into_bytes();
+        });
+        assert!(
+            matches!(outcome(&r, env), ObjectOutcome::Bad { .. }),
+            "{r:?}"
+        );
+        assert_eq!(r.failures().count(), 1);
+        // Two signatures swapped.
+        let r = check("t3.zip", &|e| {
+            let a = e
+                .iter()
+                .position(|(n, _)| *n == format!("{eod}.sig"))
+                .unwrap();
+            let b = e
+                .iter()
+                .position(|(n, _)| *n == format!("{env}.sig"))
+                .unwrap();
+            let tmp = e[a].1.clone();
+            e[a].1 = e[b].1.clone();
+            e[b].1 = tmp;
+        });
+        assert!(matches!(outcome(&r, eod), ObjectOutcome::Bad { .. }));
+        assert!(matches!(outcome(&r, env), ObjectOutcome::Bad { .. }));
+        assert!(matches!(
+            outcome(&r, "z.workflow.json"),
+            ObjectOutcome::Ok { .. }
+        ));
+        // Garbage instead of Base64; a signature removed; a signature without object.
+        let r = check("t4.zip", &|e| {
+            let i = e
+                .iter()
+                .position(|(n, _)| *n == format!("{eod}.sig"))
+                .unwrap();
+            e[i].1 = b"%%% not base64 %%%".to_vec();
+            e.retain(|(n, _)| *n != format!("{env}.sig"));
+            e.push(("gone.workflow.json.sig".into(), b"AAAA".to_vec()));
+        });
+        assert!(
+            matches!(outcome(&r, eod), ObjectOutcome::Bad { reason } if reason.contains("Base64")),
+            "{r:?}"
+        );
+        assert_eq!(*outcome(&r, env), ObjectOutcome::Unsigned);
+        assert_eq!(
+            r.orphan_signatures,
+            vec!["gone.workflow.json.sig".to_string()]
+        );
+    }
+
+    #[test]
+    fn signature_with_line_breaks_is_accepted() {
+        let pki = Pki::new(27);
+        let d = tempfile::tempdir().unwrap();
+        let p = signed(&pki, d.path(), true, &pki.signer);
+        let q = d.path().join("mime.zip");
+        rewrite(&p, &q, |e| {
+            for (n, data) in e.iter_mut().filter(|(n, _)| n.ends_with(".sig")) {
+                let text = String::from_utf8(data.clone()).unwrap();
+                let (a, b) = text.split_at(20);
+                *data = format!("{a}\r\n{b}\r\n").into_bytes();
+                let _ = n;
+            }
+        });
+        let r = verify(
+            &q,
+            std::slice::from_ref(&pki.intermediate),
+            Some(&pki.signer),
+            false,
+        )
+        .unwrap();
+        assert!(r.accepted(), "{r:?}");
+    }
+
+    #[test]
+    fn strict_wants_a_real_ca_js7_takes_any_basic_constraints() {
+        let pki = Pki::new(28);
+        let d = pki.dir.path();
+        // An "issuer" whose BasicConstraints say cA=false.
+        new_key(d, "fake.key");
+        let fake = self_signed(
+            d,
+            "fake.key",
+            "Not A CA",
+            "basicConstraints = CA:FALSE\n",
+            "fake.pem",
+        );
+        let signer = issued(d, "soft.key", "Test Signer", SIGNER_EXT, "fake", "s2.pem");
+        let w = tempfile::tempdir().unwrap();
+        let p = signed(&pki, w.path(), true, &signer);
+        let r = verify(&p, std::slice::from_ref(&fake), Some(&signer), false).unwrap();
+        assert!(r.accepted(), "{r:?}");
+        let err = verify(&p, std::slice::from_ref(&fake), Some(&signer), true).unwrap_err();
+        assert!(matches!(err, ArchiveError::UntrustedSigner { .. }), "{err}");
+        // No BasicConstraints at all: JS7 does not take it as a CA.
+        let bare = self_signed(
+            d,
+            "fake.key",
+            "Not A CA",
+            "keyUsage = keyCertSign\n",
+            "fake.pem",
+        );
+        let err = verify(&p, &[bare], Some(&signer), false).unwrap_err();
+        assert!(err.to_string().contains("BasicConstraints"), "{err}");
+    }
+
+    #[test]
+    fn strict_checks_key_usage() {
+        let pki = Pki::new(29);
+        let d = pki.dir.path();
+        let signer = issued(
+            d,
+            "soft.key",
+            "Odd Signer",
+            "keyUsage = keyEncipherment\n",
+            "inter",
+            "odd.pem",
+        );
+        let w = tempfile::tempdir().unwrap();
+        let p = signed(&pki, w.path(), false, &signer);
+        let trusted = std::slice::from_ref(&pki.intermediate);
+        let r = verify(&p, trusted, Some(&signer), false).unwrap();
+        assert!(
+            r.accepted() && r.notes.iter().any(|n| n.contains("digitalSignature")),
+            "{r:?}"
+        );
+        let r = verify(&p, trusted, Some(&signer), true).unwrap();
+        assert!(!r.accepted());
+        assert!(
+            r.certificate_problems[0].contains("digitalSignature"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn trusted_directory_and_pem_file() {
+        let pki = Pki::new(30);
+        let src = pki.dir.path();
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("trusted-x509-keys");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(src.join("root.pem"), dir.join("root.pem")).unwrap();
+        std::fs::copy(src.join("inter.pem"), dir.join("inter.pem")).unwrap();
+        std::fs::write(dir.join(".hidden"), b"not a certificate").unwrap();
+        let certs = load_trusted_dir(&dir).unwrap();
+        assert_eq!(certs, vec![pki.intermediate.clone(), pki.root.clone()]);
+        // Two certificates in one file: fine for a PEM bundle, not in the directory.
+        let bundle = dir.join("bundle.pem");
+        let mut both = std::fs::read(src.join("root.pem")).unwrap();
+        both.extend(std::fs::read(src.join("inter.pem")).unwrap());
+        std::fs::write(&bundle, &both).unwrap();
+        assert_eq!(load_trusted_pem_file(&bundle).unwrap().len(), 2);
+        let err = load_trusted_dir(&dir).unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::TrustedFile { path, .. } if *path == bundle),
+            "{err}"
+        );
+        std::fs::remove_file(&bundle).unwrap();
+        // A private key is named and refused.
+        std::fs::copy(src.join("root.key"), dir.join("oops.pem")).unwrap();
+        let err = load_trusted_dir(&dir).unwrap_err();
+        assert!(
+            err.to_string().contains("oops.pem") && err.to_string().contains("PRIVATE KEY"),
+            "{err}"
+        );
+    }
+}
