@@ -22,6 +22,8 @@ mod verify;
 mod write;
 
 #[cfg(test)]
+// Test helpers: a panic is the failure report.
+#[allow(clippy::unwrap_used)]
 mod testutil;
 
 use std::fmt;

@@ -687,6 +687,8 @@ fn parse_pax(mut data: &[u8]) -> Result<PaxFields, String> {
 }
 
 #[cfg(test)]
+// In tests a panic is the failure report.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::archive::testutil::*;

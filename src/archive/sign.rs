@@ -261,6 +261,8 @@ fn sha256_file(path: &Path) -> Result<String, ArchiveError> {
 }
 
 #[cfg(test)]
+// In tests a panic is the failure report.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::archive::testutil::*;

@@ -379,11 +379,15 @@ fn check_signature(
 }
 
 #[cfg(test)]
+// In tests a panic is the failure report.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::archive::testutil::*;
     use crate::archive::{SignOptions, load_trusted_dir, load_trusted_pem_file, sign_archive};
     use std::path::PathBuf;
+
+    type Entries = Vec<(String, Vec<u8>)>;
 
     /// A signed archive of the sample entries (zip or tar.gz).
     fn signed(pki: &Pki, dir: &Path, zip: bool, cert: &[u8]) -> PathBuf {
@@ -504,7 +508,7 @@ mod tests {
         assert!(matches!(err, ArchiveError::UntrustedSigner { .. }), "{err}");
         assert!(err.to_string().contains("does not verify"), "{err}");
         // Without a signer certificate, another key verifies nothing.
-        let r = verify(&p, &[other.self_signed.clone()], None, false).unwrap();
+        let r = verify(&p, std::slice::from_ref(&other.self_signed), None, false).unwrap();
         assert!(!r.accepted());
         assert_eq!(r.failures().count(), 3);
     }
@@ -531,7 +535,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = signed(&pki, d.path(), true, &pki.signer);
         let trusted = std::slice::from_ref(&pki.intermediate);
-        let check = |name: &str, change: &dyn Fn(&mut Vec<(String, Vec<u8>)>)| {
+        let check = |name: &str, change: &dyn Fn(&mut Entries)| {
             let q = d.path().join(name);
             rewrite(&p, &q, change);
             verify(&q, trusted, Some(&pki.signer), false).unwrap()

@@ -35,7 +35,7 @@ type Sink = HashingWriter<BufWriter<AtomicFile>>;
 
 enum Inner {
     Zip(Box<zip::ZipWriter<zip::write::StreamWriter<Sink>>>),
-    Tar(tar::Builder<flate2::write::GzEncoder<Sink>>),
+    Tar(Box<tar::Builder<flate2::write::GzEncoder<Sink>>>),
 }
 
 /// An output archive being written.
@@ -60,7 +60,7 @@ impl ArchiveWriter {
                     flate2::Compression::default(),
                 ));
                 b.mode(tar::HeaderMode::Complete);
-                Inner::Tar(b)
+                Inner::Tar(Box::new(b))
             }
         };
         Ok(Self {
