@@ -635,4 +635,72 @@ mod tests {
         .unwrap();
         assert_eq!(check_with_openssl(&out, &pki.key, "-sha256", &entries), 1);
     }
+
+    /// What JS7 itself does, in Java: read the archive with `ZipInputStream` (which sees the
+    /// local headers and data descriptors), decode each `.sig` with the MIME Base64 decoder,
+    /// and verify with `java.security.Signature` and the signer certificate's key.
+    const JAVA_CHECK: &str = r#"
+import java.io.*; import java.util.*; import java.util.zip.*; import java.security.*; import java.security.cert.*;
+public class Check {
+  public static void main(String[] a) throws Exception {
+    X509Certificate c = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(new FileInputStream(a[1]));
+    Map<String, byte[]> m = new LinkedHashMap<>();
+    try (ZipInputStream z = new ZipInputStream(new FileInputStream(a[0]))) {
+      for (ZipEntry e; (e = z.getNextEntry()) != null; ) m.put(e.getName(), z.readAllBytes());
+    }
+    int ok = 0;
+    for (String n : m.keySet()) {
+      if (!n.endsWith(".workflow.json") && !n.endsWith(".jobresource.json")) continue;
+      Signature s = Signature.getInstance(a[2]);
+      s.initVerify(c.getPublicKey());
+      s.update(m.get(n));
+      if (!s.verify(Base64.getMimeDecoder().decode(m.get(n + ".sig")))) throw new RuntimeException("BAD " + n);
+      ok++;
+    }
+    System.out.println("verified " + ok);
+  }
+}
+"#;
+
+    #[test]
+    fn java_reads_the_zip_and_verifies_like_js7() {
+        let pki = Pki::new(18);
+        let d = tempfile::tempdir().unwrap();
+        let inp = input(d.path(), true, &sample_entries());
+        for (alg, out) in [
+            (SignatureAlgorithm::EcdsaSha256, "a.zip"),
+            (SignatureAlgorithm::EcdsaSha512, "b.zip"),
+        ] {
+            let options = SignOptions {
+                algorithm: Some(alg),
+                ..Default::default()
+            };
+            let out = d.path().join(out);
+            sign_archive(
+                &inp,
+                &out,
+                false,
+                &pki.key,
+                &pki.signer,
+                &options,
+                &mut |_, _| {},
+            )
+            .unwrap();
+            std::fs::write(d.path().join("Check.java"), JAVA_CHECK).unwrap();
+            let run = std::process::Command::new("java")
+                .arg(d.path().join("Check.java"))
+                .arg(&out)
+                .arg(pki.dir.path().join("signer.pem"))
+                .arg(alg.java_name())
+                .output()
+                .expect("java runs");
+            let stdout = String::from_utf8_lossy(&run.stdout);
+            assert!(
+                run.status.success(),
+                "{}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            assert_eq!(stdout.trim(), "verified 3");
+        }
+    }
 }
