@@ -619,7 +619,7 @@ mod tests {
     fn long_names_survive_in_tar_gz() {
         let pki = Pki::new(17);
         let d = tempfile::tempdir().unwrap();
-        let long = format!("{}/deep.workflow.json", "Folder".repeat(30));
+        let long = format!("{}/deep.workflow.json", "Folder".repeat(50));
         let entries = vec![(long, b"{\"TYPE\":\"Workflow\"}".to_vec())];
         let inp = input(d.path(), false, &entries);
         let out = d.path().join("o.tar.gz");
@@ -702,5 +702,34 @@ public class Check {
             );
             assert_eq!(stdout.trim(), "verified 3");
         }
+    }
+
+    #[test]
+    fn p384_key_defaults_to_sha256_with_ecdsa() {
+        use p384::pkcs8::EncodePrivateKey;
+        let d = tempfile::tempdir().unwrap();
+        let w = d.path();
+        let sk = p384::SecretKey::from_slice(&[5u8; 48]).unwrap();
+        let pem = sk.to_pkcs8_pem(p384::pkcs8::LineEnding::LF).unwrap();
+        std::fs::write(w.join("k384.pem"), pem.as_bytes()).unwrap();
+        let cert = self_signed(w, "k384.pem", "P384 Signer", SIGNER_EXT, "c384.pem");
+        let key = crate::signer::soft::SoftKey::p384(5);
+        let inp = input(w, false, &sample_entries());
+        let out = w.join("o.tar.gz");
+        let s = sign_archive(
+            &inp,
+            &out,
+            false,
+            &key,
+            &cert,
+            &SignOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(s.algorithm, "SHA256withECDSA");
+        assert_eq!(
+            check_with_openssl(&out, &key, "-sha256", &sample_entries()),
+            3
+        );
     }
 }
