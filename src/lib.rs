@@ -6,6 +6,7 @@
 //! [`signer`] -> [`token`], with the state store beside them. Nothing in this library prints to the terminal or reads a
 //! prompt except through what the CLI hands it (a PIN source, a progress callback).
 
+pub mod archive;
 pub mod attest;
 pub mod output;
 pub mod signer;

@@ -1,0 +1,735 @@
+//! Signing a deployment archive: every `*.workflow.json` and `*.jobresource.json` gets a
+//! `NAME.sig` entry right after it.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+use std::time::SystemTime;
+
+use base64::Engine;
+use sha2::Digest;
+
+use super::cert::Cert;
+use super::read::{Entry, read_archive};
+use super::write::ArchiveWriter;
+use super::{
+    ArchiveError, ArchiveFormat, JS7_ALGORITHMS, Limits, SIG_SUFFIX, accepted_names,
+    is_signed_object,
+};
+use crate::output;
+use crate::signer::{self, SignatureAlgorithm, SigningKey};
+
+/// How to sign.
+#[derive(Clone, Debug, Default)]
+pub struct SignOptions {
+    /// The algorithm; `None` picks SHA256withECDSA for EC keys and SHA256withRSA for RSA keys.
+    /// Only the algorithms JS7 accepts ([`super::JS7_ALGORITHMS`]) are allowed.
+    pub algorithm: Option<SignatureAlgorithm>,
+    /// Drop existing `.sig` entries of the objects and sign them afresh (otherwise an
+    /// existing signature is an error).
+    pub replace_signatures: bool,
+    /// Bounds on the input archive.
+    pub limits: Limits,
+}
+
+/// What [`sign_archive`] did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SignSummary {
+    /// Number of objects signed (= `.sig` entries written).
+    pub objects_signed: usize,
+    /// Number of existing `.sig` entries that were dropped and replaced.
+    pub signatures_replaced: usize,
+    /// Entries in the input archive.
+    pub entries: usize,
+    /// Java name of the algorithm used (what the operator selects when importing into JOC).
+    pub algorithm: String,
+    /// Subject DN of the signer certificate.
+    pub signer_subject: String,
+    /// SHA-256 of the DER signer certificate, lower-case hex.
+    pub signer_cert_sha256: String,
+    /// SHA-256 of the input file, lower-case hex.
+    pub input_sha256: String,
+    /// SHA-256 of the output file, lower-case hex.
+    pub output_sha256: String,
+    /// Format of input and output.
+    pub format: ArchiveFormat,
+    /// Things the operator should know that did not stop the signing (certificate expired,
+    /// no digitalSignature key usage).
+    pub warnings: Vec<String>,
+}
+
+/// The name of the signature entry of `object`.
+fn sig_name(object: &str) -> String {
+    format!("{object}{SIG_SUFFIX}")
+}
+
+/// Sign the JS7 archive `input` into `output` (same format) with `key`, whose certificate is
+/// `signer_cert_der`. `progress(done, total)` is called after each signature.
+///
+/// Everything is validated before the first signature: the whole archive (names, types,
+/// limits, `.sig` consistency), the output path, the algorithm, and the certificate. The
+/// output appears only when complete.
+pub fn sign_archive(
+    input: &Path,
+    output: &Path,
+    force: bool,
+    key: &dyn SigningKey,
+    signer_cert_der: &[u8],
+    options: &SignOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SignSummary, ArchiveError> {
+    // 1. The archive: list it with every hostile-input check, and check its signatures.
+    let mut names: Vec<(String, bool)> = Vec::new();
+    let format = read_archive(input, &options.limits, &mut |e: &Entry, _| {
+        names.push((e.name.clone(), e.is_dir));
+        Ok(())
+    })?;
+    let objects: HashSet<&str> = names
+        .iter()
+        .filter(|(n, dir)| !dir && is_signed_object(n))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let mut replaced = 0;
+    for (name, dir) in &names {
+        let Some(base) = name.strip_suffix(SIG_SUFFIX).filter(|_| !dir) else {
+            continue;
+        };
+        if objects.contains(base) {
+            if !options.replace_signatures {
+                return Err(ArchiveError::SignatureExists {
+                    object: base.to_owned(),
+                    signature: name.clone(),
+                });
+            }
+            replaced += 1;
+        } else if is_signed_object(base) {
+            return Err(ArchiveError::OrphanSignature {
+                signature: name.clone(),
+                reason: "its object in the archive",
+            });
+        } else {
+            return Err(ArchiveError::OrphanSignature {
+                signature: name.clone(),
+                reason: "an object JS7 signs (only .workflow.json and .jobresource.json are signed)",
+            });
+        }
+    }
+    let total = objects.len();
+
+    // 2. The output path.
+    output::check_new(output, force)?;
+
+    // 3. The algorithm.
+    let key_alg = key.public_key().algorithm();
+    let alg = match options.algorithm {
+        None if key_alg.is_ec() => SignatureAlgorithm::EcdsaSha256,
+        None => SignatureAlgorithm::RsaSha256,
+        Some(a) if !JS7_ALGORITHMS.contains(&a) => {
+            return Err(ArchiveError::UnsupportedAlgorithm {
+                alg: a,
+                accepted: accepted_names(),
+            });
+        }
+        Some(a) if !a.fits(key_alg) => {
+            return Err(ArchiveError::AlgorithmMismatch {
+                alg: a,
+                key: key_alg.to_string(),
+                suggest: if key_alg.is_ec() {
+                    SignatureAlgorithm::EcdsaSha256
+                } else {
+                    SignatureAlgorithm::RsaSha256
+                },
+            });
+        }
+        Some(a) => a,
+    };
+
+    // 4. The signer certificate.
+    let cert = Cert::parse(signer_cert_der, "of the signer")?;
+    let warnings = check_signer_cert(&cert, key)?;
+
+    let input_sha256 = sha256_file(input)?;
+
+    // Only now: sign, streaming the archive a second time.
+    let mut writer = ArchiveWriter::create(output, force, format)?;
+    let mut done = 0;
+    let mut index = 0;
+    let mut sig_text = String::new();
+    read_archive(input, &options.limits, &mut |e: &Entry, data: &[u8]| {
+        // The file must be the one checked in step 1.
+        match names.get(index) {
+            Some((n, d)) if *n == e.name && *d == e.is_dir => {}
+            _ => {
+                return Err(ArchiveError::InputChanged {
+                    path: input.to_path_buf(),
+                    entry: e.name.clone(),
+                });
+            }
+        }
+        index += 1;
+        if !e.is_dir
+            && let Some(base) = e.name.strip_suffix(SIG_SUFFIX)
+            && objects.contains(base)
+        {
+            // An old signature (only reachable with replace_signatures): dropped.
+            return Ok(());
+        }
+        writer.add(e, data)?;
+        if !e.is_dir && is_signed_object(&e.name) {
+            let sig = signer::sign(key, alg, data).map_err(|source| ArchiveError::Signing {
+                entry: e.name.clone(),
+                source,
+            })?;
+            sig_text.clear();
+            base64::engine::general_purpose::STANDARD.encode_string(&sig, &mut sig_text);
+            writer.add_signature(e, &sig_name(&e.name), sig_text.as_bytes())?;
+            done += 1;
+            progress(done, total);
+        }
+        Ok(())
+    })?;
+    if index != names.len() {
+        return Err(ArchiveError::InputChanged {
+            path: input.to_path_buf(),
+            entry: "(entries missing at the end)".into(),
+        });
+    }
+    let output_sha256 = writer.finish()?;
+    Ok(SignSummary {
+        objects_signed: done,
+        signatures_replaced: replaced,
+        entries: names.len(),
+        algorithm: alg.java_name().to_owned(),
+        signer_subject: cert.subject.clone(),
+        signer_cert_sha256: cert.fingerprint(),
+        input_sha256,
+        output_sha256,
+        format,
+        warnings,
+    })
+}
+
+/// Refuse a certificate that does not certify `key` or is a CA; return warnings for what JS7
+/// tolerates by default (validity dates, key usage).
+fn check_signer_cert(cert: &Cert, key: &dyn SigningKey) -> Result<Vec<String>, ArchiveError> {
+    let key_spki = key.public_key().spki_der();
+    if cert.spki_der() != key_spki {
+        let fp = |der: &[u8]| signer::hex(&sha2::Sha256::digest(der));
+        return Err(ArchiveError::CertificateKeyMismatch {
+            subject: cert.subject.clone(),
+            cert_key: fp(&cert.spki_der()),
+            key_key: fp(key_spki),
+        });
+    }
+    if cert.is_ca() {
+        return Err(ArchiveError::CaCertificate {
+            subject: cert.subject.clone(),
+        });
+    }
+    let mut warnings = Vec::new();
+    if let Some(p) = cert.validity_problem(SystemTime::now()) {
+        warnings.push(format!(
+            "the signer {p}; Controllers and Agents with allow-expired-certificates = no will refuse these signatures"
+        ));
+    }
+    if cert.digital_signature_allowed() == Some(false) {
+        warnings.push(format!(
+            "the signer certificate {} has a keyUsage extension without digitalSignature; \
+             JS7 does not check it, but other verifiers will refuse it",
+            cert.subject
+        ));
+    }
+    Ok(warnings)
+}
+
+fn sha256_file(path: &Path) -> Result<String, ArchiveError> {
+    let io_err = |source| ArchiveError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io_err)?;
+    let mut hash = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = file.read(&mut buf).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+    }
+    Ok(signer::hex(&hash.finalize()))
+}
+
+#[cfg(test)]
+// In tests a panic is the failure report.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::archive::testutil::*;
+    use std::path::PathBuf;
+
+    fn input(dir: &Path, zip: bool, entries: &[(String, Vec<u8>)]) -> PathBuf {
+        let p = dir.join(if zip { "export.zip" } else { "export.tar.gz" });
+        if zip {
+            write_zip(&p, entries);
+        } else {
+            write_tar_gz(&p, entries);
+        }
+        p
+    }
+
+    /// Check every `.sig` of `archive` with `openssl dgst` over the object bytes, and that
+    /// every other entry is the input's, in order, with each `.sig` right after its object.
+    fn check_with_openssl(
+        archive: &Path,
+        key: &dyn SigningKey,
+        digest: &str,
+        expected: &[(String, Vec<u8>)],
+    ) -> usize {
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        std::fs::write(w.join("pub.pem"), key.public_key().to_pem()).unwrap();
+        let out = list_with_crates(archive);
+        let mut i = 0;
+        let mut checked = 0;
+        for (name, data) in expected {
+            let (oname, _, odata) = &out[i];
+            assert_eq!(oname.trim_end_matches('/'), name.trim_end_matches('/'));
+            assert_eq!(odata, data, "{name} copied unchanged");
+            i += 1;
+            if is_signed_object(name) {
+                let (sname, _, sdata) = &out[i];
+                assert_eq!(*sname, format!("{name}.sig"));
+                let sig = base64::engine::general_purpose::STANDARD
+                    .decode(sdata)
+                    .unwrap();
+                std::fs::write(w.join("obj"), data).unwrap();
+                std::fs::write(w.join("sig.bin"), sig).unwrap();
+                let v = openssl(
+                    w,
+                    &[
+                        "dgst",
+                        digest,
+                        "-verify",
+                        "pub.pem",
+                        "-signature",
+                        "sig.bin",
+                        "obj",
+                    ],
+                );
+                assert!(v.contains("Verified OK"), "{name}: {v}");
+                checked += 1;
+                i += 1;
+            }
+        }
+        assert_eq!(i, out.len(), "no extra entries");
+        checked
+    }
+
+    fn sign_ok(zip: bool) {
+        let pki = Pki::new(11);
+        let d = tempfile::tempdir().unwrap();
+        let inp = input(d.path(), zip, &sample_entries());
+        let out = d.path().join("signed");
+        let mut calls = Vec::new();
+        let summary = sign_archive(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |done, total| calls.push((done, total)),
+        )
+        .unwrap();
+        assert_eq!(calls, vec![(1, 3), (2, 3), (3, 3)]);
+        assert_eq!(summary.objects_signed, 3);
+        assert_eq!(summary.entries, sample_entries().len());
+        assert_eq!(summary.algorithm, "SHA256withECDSA");
+        assert_eq!(summary.signer_subject, "CN=Test Signer");
+        assert_eq!(
+            summary.format,
+            if zip {
+                ArchiveFormat::Zip
+            } else {
+                ArchiveFormat::TarGz
+            }
+        );
+        assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+        // Hashes as openssl computes them.
+        let sha = |p: &Path| {
+            let o = openssl(d.path(), &["dgst", "-sha256", "-r", p.to_str().unwrap()]);
+            o.split_whitespace().next().unwrap().to_owned()
+        };
+        assert_eq!(summary.input_sha256, sha(&inp));
+        assert_eq!(summary.output_sha256, sha(&out));
+        let cert_fp = {
+            std::fs::write(d.path().join("c.der"), &pki.signer).unwrap();
+            sha(&d.path().join("c.der"))
+        };
+        assert_eq!(summary.signer_cert_sha256, cert_fp);
+        assert_eq!(detect_format(&out), summary.format);
+        assert_eq!(
+            check_with_openssl(&out, &pki.key, "-sha256", &sample_entries()),
+            3
+        );
+        // The same archive again is refused: it is signed already.
+        let err = sign_archive(
+            &out,
+            &d.path().join("again"),
+            false,
+            &pki.key,
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, ArchiveError::SignatureExists { .. }), "{err}");
+    }
+
+    fn detect_format(p: &Path) -> ArchiveFormat {
+        super::super::read::detect(p).unwrap()
+    }
+
+    #[test]
+    fn signs_zip_and_openssl_verifies_every_signature() {
+        sign_ok(true);
+    }
+
+    #[test]
+    fn signs_tar_gz_and_openssl_verifies_every_signature() {
+        sign_ok(false);
+    }
+
+    #[test]
+    fn replace_signatures_drops_the_old_ones() {
+        let pki = Pki::new(12);
+        let d = tempfile::tempdir().unwrap();
+        let mut entries = sample_entries();
+        // A stale signature before its object, which must vanish.
+        entries.insert(
+            2,
+            (
+                "Accounting/Daily/eod.workflow.json.sig".into(),
+                b"c3RhbGU=".to_vec(),
+            ),
+        );
+        let inp = input(d.path(), true, &entries);
+        let out = d.path().join("signed.zip");
+        let err = sign_archive(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, ArchiveError::SignatureExists { object, .. } if object == "Accounting/Daily/eod.workflow.json"),
+            "{err}"
+        );
+        assert!(!out.exists());
+        let options = SignOptions {
+            replace_signatures: true,
+            ..Default::default()
+        };
+        let s = sign_archive(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            &pki.signer,
+            &options,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!((s.objects_signed, s.signatures_replaced), (3, 1));
+        assert_eq!(
+            check_with_openssl(&out, &pki.key, "-sha256", &sample_entries()),
+            3
+        );
+    }
+
+    #[test]
+    fn orphan_signature_is_refused() {
+        let pki = Pki::new(13);
+        let d = tempfile::tempdir().unwrap();
+        for (orphan, reason) in [
+            ("gone.workflow.json.sig", "its object"),
+            ("Accounting/one.lock.json.sig", "an object JS7 signs"),
+        ] {
+            let mut entries = sample_entries();
+            entries.push((orphan.into(), b"AAAA".to_vec()));
+            let inp = input(d.path(), false, &entries);
+            let out = d.path().join("signed.tar.gz");
+            let err = sign_archive(
+                &inp,
+                &out,
+                false,
+                &pki.key,
+                &pki.signer,
+                &SignOptions::default(),
+                &mut |_, _| {},
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&err, ArchiveError::OrphanSignature { signature, .. } if signature == orphan),
+                "{err}"
+            );
+            assert!(err.to_string().contains(reason), "{err}");
+            assert!(!out.exists());
+        }
+    }
+
+    #[test]
+    fn algorithms_js7_accepts_and_refuses() {
+        let pki = Pki::new(14);
+        let d = tempfile::tempdir().unwrap();
+        let inp = input(d.path(), true, &sample_entries());
+        let run = |alg: SignatureAlgorithm, out: &str| {
+            let options = SignOptions {
+                algorithm: Some(alg),
+                ..Default::default()
+            };
+            sign_archive(
+                &inp,
+                &d.path().join(out),
+                false,
+                &pki.key,
+                &pki.signer,
+                &options,
+                &mut |_, _| {},
+            )
+        };
+        let err = run(SignatureAlgorithm::EcdsaSha384, "a.zip").unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::UnsupportedAlgorithm { .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("SHA256withECDSA, SHA512withECDSA, SHA256withRSA, SHA512withRSA")
+        );
+        let err = run(SignatureAlgorithm::RsaSha256, "b.zip").unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::AlgorithmMismatch { .. }),
+            "{err}"
+        );
+        assert!(!d.path().join("a.zip").exists() && !d.path().join("b.zip").exists());
+        let s = run(SignatureAlgorithm::EcdsaSha512, "c.zip").unwrap();
+        assert_eq!(s.algorithm, "SHA512withECDSA");
+        assert_eq!(
+            check_with_openssl(
+                &d.path().join("c.zip"),
+                &pki.key,
+                "-sha512",
+                &sample_entries()
+            ),
+            3
+        );
+    }
+
+    #[test]
+    fn certificate_must_fit_the_key_and_not_be_a_ca() {
+        let pki = Pki::new(15);
+        let d = tempfile::tempdir().unwrap();
+        let inp = input(d.path(), true, &sample_entries());
+        let out = d.path().join("o.zip");
+        let go = |cert: &[u8]| {
+            sign_archive(
+                &inp,
+                &out,
+                false,
+                &pki.key,
+                cert,
+                &SignOptions::default(),
+                &mut |_, _| {},
+            )
+        };
+        let err = go(&pki.intermediate).unwrap_err();
+        assert!(
+            matches!(err, ArchiveError::CertificateKeyMismatch { .. }),
+            "{err}"
+        );
+        let ca = self_signed(pki.dir.path(), "soft.key", "Soft CA", CA_EXT, "softca.pem");
+        let err = go(&ca).unwrap_err();
+        assert!(matches!(err, ArchiveError::CaCertificate { .. }), "{err}");
+        let err = go(b"not a certificate").unwrap_err();
+        assert!(matches!(err, ArchiveError::Certificate { .. }), "{err}");
+        assert!(!out.exists());
+        // No digitalSignature: signed, with a warning.
+        let odd = self_signed(
+            pki.dir.path(),
+            "soft.key",
+            "Odd",
+            "keyUsage = keyEncipherment\n",
+            "odd.pem",
+        );
+        let s = go(&odd).unwrap();
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(s.warnings[0].contains("digitalSignature"));
+    }
+
+    #[test]
+    fn existing_output_is_refused_before_signing() {
+        let pki = Pki::new(16);
+        let d = tempfile::tempdir().unwrap();
+        let inp = input(d.path(), true, &sample_entries());
+        let out = d.path().join("o.zip");
+        std::fs::write(&out, b"keep me").unwrap();
+        let mut signed = 0;
+        let err = sign_archive(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |_, _| signed += 1,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ArchiveError::Output(crate::output::OutputError::Exists(_))
+            ),
+            "{err}"
+        );
+        assert_eq!(signed, 0);
+        assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
+        sign_archive(
+            &inp,
+            &out,
+            true,
+            &pki.key,
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(
+            check_with_openssl(&out, &pki.key, "-sha256", &sample_entries()),
+            3
+        );
+    }
+
+    #[test]
+    fn long_names_survive_in_tar_gz() {
+        let pki = Pki::new(17);
+        let d = tempfile::tempdir().unwrap();
+        let long = format!("{}/deep.workflow.json", "Folder".repeat(50));
+        let entries = vec![(long, b"{\"TYPE\":\"Workflow\"}".to_vec())];
+        let inp = input(d.path(), false, &entries);
+        let out = d.path().join("o.tar.gz");
+        sign_archive(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(check_with_openssl(&out, &pki.key, "-sha256", &entries), 1);
+    }
+
+    /// What JS7 itself does, in Java: read the archive with `ZipInputStream` (which sees the
+    /// local headers and data descriptors), decode each `.sig` with the MIME Base64 decoder,
+    /// and verify with `java.security.Signature` and the signer certificate's key.
+    const JAVA_CHECK: &str = r#"
+import java.io.*; import java.util.*; import java.util.zip.*; import java.security.*; import java.security.cert.*;
+public class Check {
+  public static void main(String[] a) throws Exception {
+    X509Certificate c = (X509Certificate) CertificateFactory.getInstance("X.509").generateCertificate(new FileInputStream(a[1]));
+    Map<String, byte[]> m = new LinkedHashMap<>();
+    try (ZipInputStream z = new ZipInputStream(new FileInputStream(a[0]))) {
+      for (ZipEntry e; (e = z.getNextEntry()) != null; ) m.put(e.getName(), z.readAllBytes());
+    }
+    int ok = 0;
+    for (String n : m.keySet()) {
+      if (!n.endsWith(".workflow.json") && !n.endsWith(".jobresource.json")) continue;
+      Signature s = Signature.getInstance(a[2]);
+      s.initVerify(c.getPublicKey());
+      s.update(m.get(n));
+      if (!s.verify(Base64.getMimeDecoder().decode(m.get(n + ".sig")))) throw new RuntimeException("BAD " + n);
+      ok++;
+    }
+    System.out.println("verified " + ok);
+  }
+}
+"#;
+
+    #[test]
+    fn java_reads_the_zip_and_verifies_like_js7() {
+        let pki = Pki::new(18);
+        let d = tempfile::tempdir().unwrap();
+        let inp = input(d.path(), true, &sample_entries());
+        for (alg, out) in [
+            (SignatureAlgorithm::EcdsaSha256, "a.zip"),
+            (SignatureAlgorithm::EcdsaSha512, "b.zip"),
+        ] {
+            let options = SignOptions {
+                algorithm: Some(alg),
+                ..Default::default()
+            };
+            let out = d.path().join(out);
+            sign_archive(
+                &inp,
+                &out,
+                false,
+                &pki.key,
+                &pki.signer,
+                &options,
+                &mut |_, _| {},
+            )
+            .unwrap();
+            std::fs::write(d.path().join("Check.java"), JAVA_CHECK).unwrap();
+            let run = std::process::Command::new("java")
+                .arg(d.path().join("Check.java"))
+                .arg(&out)
+                .arg(pki.dir.path().join("signer.pem"))
+                .arg(alg.java_name())
+                .output()
+                .expect("java runs");
+            let stdout = String::from_utf8_lossy(&run.stdout);
+            assert!(
+                run.status.success(),
+                "{}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            assert_eq!(stdout.trim(), "verified 3");
+        }
+    }
+
+    #[test]
+    fn p384_key_defaults_to_sha256_with_ecdsa() {
+        use p384::pkcs8::EncodePrivateKey;
+        let d = tempfile::tempdir().unwrap();
+        let w = d.path();
+        let sk = p384::SecretKey::from_slice(&[5u8; 48]).unwrap();
+        let pem = sk.to_pkcs8_pem(p384::pkcs8::LineEnding::LF).unwrap();
+        std::fs::write(w.join("k384.pem"), pem.as_bytes()).unwrap();
+        let cert = self_signed(w, "k384.pem", "P384 Signer", SIGNER_EXT, "c384.pem");
+        let key = crate::signer::soft::SoftKey::p384(5);
+        let inp = input(w, false, &sample_entries());
+        let out = w.join("o.tar.gz");
+        let s = sign_archive(
+            &inp,
+            &out,
+            false,
+            &key,
+            &cert,
+            &SignOptions::default(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(s.algorithm, "SHA256withECDSA");
+        assert_eq!(
+            check_with_openssl(&out, &key, "-sha256", &sample_entries()),
+            3
+        );
+    }
+}
