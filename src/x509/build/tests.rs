@@ -902,6 +902,19 @@ fn crls_verify_with_openssl_and_revoke() {
     assert!(!ok && out.contains("certificate revoked"), "{out}");
     let (ok, out) = check(&good_path);
     assert!(ok, "{out}");
+    // Leaf-only checking with just the intermediate's CRL.
+    let (ok, out) = openssl_status(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        s(&root_path),
+        "-untrusted",
+        s(&inter_path),
+        "-CRLfile",
+        s(&crl_path),
+        s(&revoked_path),
+    ]);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
 
     // Refusals.
     let dup = [entries[0].clone(), entries[0].clone()];
@@ -936,4 +949,167 @@ fn crls_verify_with_openssl_and_revoke() {
         RevocationReason::Superseded
     );
     assert!(RevocationReason::parse("removeFromCRL").is_err());
+}
+
+/// An RSA key in memory, made by openssl (which writes RSA keys as PKCS#1 DER), to test RSA CAs (tokens hold RSA-3072/4096 CA keys).
+struct RsaTestKey {
+    key: rsa::RsaPrivateKey,
+    public: PublicKey,
+}
+
+impl RsaTestKey {
+    fn generate(dir: &Path) -> Self {
+        let path = dir.join("rsa-ca.der");
+        openssl_ok(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-outform",
+            "DER",
+            "-out",
+            s(&path),
+        ]);
+        let der = std::fs::read(&path).unwrap();
+        let key =
+            <rsa::RsaPrivateKey as rsa::pkcs1::DecodeRsaPrivateKey>::from_pkcs1_der(&der).unwrap();
+        let spki = openssl(&[
+            "pkey",
+            "-inform",
+            "DER",
+            "-in",
+            s(&path),
+            "-pubout",
+            "-outform",
+            "DER",
+        ]);
+        Self {
+            key,
+            public: PublicKey::from_spki_der(&spki).unwrap(),
+        }
+    }
+}
+
+impl SigningKey for RsaTestKey {
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+    fn name(&self) -> String {
+        "RSA test key".into()
+    }
+    fn sign_digest(
+        &self,
+        alg: SignatureAlgorithm,
+        _m: &[u8],
+        digest: &[u8],
+    ) -> Result<Vec<u8>, SignError> {
+        use crate::signer::HashAlgorithm;
+        let scheme = match alg.hash() {
+            HashAlgorithm::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+            HashAlgorithm::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+            HashAlgorithm::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+        };
+        self.key
+            .sign(scheme, digest)
+            .map_err(|e| SignError::Device {
+                key: self.name(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+#[test]
+fn an_rsa_ca_signs_with_sha256_rsa() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root_key = RsaTestKey::generate(d);
+    assert_eq!(root_key.public_key().algorithm(), KeyAlgorithm::Rsa(2048));
+    let root = issue_simple(
+        "CN=RSA Root, O=SOS, C=DE",
+        root_key.public_key(),
+        Profile::Root,
+        1,
+        &[],
+        Some(1),
+        None,
+        &root_key,
+    );
+    assert_eq!(root.signature_algorithm, SignatureAlgorithm::RsaSha256);
+    let root_ca = CaCertificate::parse(&root.der, "root").unwrap();
+    let inter_key = SoftKey::p256(31);
+    let inter = issue_simple(
+        "CN=EC Inter, O=SOS, C=DE",
+        inter_key.public_key(),
+        Profile::Intermediate,
+        2,
+        &[],
+        None,
+        Some(&root_ca),
+        &root_key,
+    );
+    let inter_ca = CaCertificate::parse(&inter.der, "inter").unwrap();
+    let leaf = issue_simple(
+        "CN=agent.example.com",
+        SoftKey::p256(32).public_key(),
+        Profile::ServerClient,
+        3,
+        &[SanEntry::Dns("agent.example.com".into())],
+        None,
+        Some(&inter_ca),
+        &inter_key,
+    );
+    let root_path = write(d, "root.pem", &root.to_pem());
+    let inter_path = write(d, "inter.pem", &inter.to_pem());
+    let leaf_path = write(d, "leaf.pem", &leaf.to_pem());
+    for path in [&root_path, &inter_path] {
+        let text =
+            String::from_utf8(openssl(&["x509", "-in", s(path), "-noout", "-text"])).unwrap();
+        assert!(
+            text.contains("Signature Algorithm: sha256WithRSAEncryption"),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        openssl_extensions(&root_path),
+        expected_extensions(
+            Profile::Root,
+            root_key.public_key(),
+            &root_key.public_key().key_identifier(),
+            "",
+            Some(1)
+        )
+    );
+    let (ok, out) = verify(&root_path, Some(&inter_path), &leaf_path, Some("sslserver"));
+    assert!(ok, "{out}");
+    let crl = build_crl(
+        &CrlParams {
+            crl_number: 1,
+            this_update: now(),
+            next_update: now() + Duration::days(1),
+            revoked: &[RevokedCertificate {
+                serial: inter.serial.clone(),
+                revoked_at: now(),
+                reason: RevocationReason::CaCompromise,
+            }],
+        },
+        &root_ca,
+        &root_key,
+    )
+    .unwrap();
+    let crl_path = write(d, "root.crl", &crl_to_pem(&crl));
+    let (ok, out) = openssl_status(&[
+        "crl",
+        "-in",
+        s(&crl_path),
+        "-CAfile",
+        s(&root_path),
+        "-verify",
+        "-noout",
+        "-text",
+    ]);
+    assert!(
+        ok && out.contains("verify OK") && out.contains("CA Compromise"),
+        "{out}"
+    );
 }
