@@ -171,6 +171,19 @@ pub enum IssueError {
         /// Its subject.
         subject: String,
     },
+    /// A certificate that was not issued by the given parent CA.
+    #[error(
+        "certificate `{subject}` was not issued by `{parent}`: {reason}. \
+         Give the certificate of the CA that signed it"
+    )]
+    NotIssuedBy {
+        /// The child's subject.
+        subject: String,
+        /// The parent's subject.
+        parent: String,
+        /// What does not match.
+        reason: String,
+    },
     /// The CA certificate does not allow CRL signing.
     #[error(
         "CA certificate `{subject}` has no cRLSign key usage, so it cannot sign CRLs: \
@@ -474,6 +487,38 @@ impl CaCertificate {
     /// True if KeyUsage allows signing CRLs (or the certificate has no KeyUsage).
     pub fn can_sign_crl(&self) -> bool {
         self.can_sign_crl
+    }
+
+    /// Check that this certificate was issued by `parent`: its issuer name is the parent's
+    /// subject and its signature verifies under the parent's key (for importing an
+    /// intermediate together with the CA above it).
+    pub fn verify_issued_by(&self, parent: &CaCertificate) -> Result<(), IssueError> {
+        let not_issued = |reason: &str| IssueError::NotIssuedBy {
+            subject: self.subject.clone(),
+            parent: parent.subject.clone(),
+            reason: reason.to_string(),
+        };
+        let cert = Certificate::from_der(&self.der).map_err(|e| not_issued(&e.to_string()))?;
+        let issuer_der = cert
+            .tbs_certificate()
+            .issuer()
+            .to_der()
+            .map_err(|e| not_issued(&e.to_string()))?;
+        if issuer_der != parent.subject_der {
+            return Err(not_issued("its issuer name is not the parent's subject"));
+        }
+        let raw = SignedRaw::split(&self.der).map_err(|e| not_issued(&e.to_string()))?;
+        let alg = parse_signature_algorithm(&raw.algorithm)
+            .ok_or_else(|| not_issued("it is signed with an algorithm hsmsign does not know"))?;
+        let tbs = raw.tbs_der().map_err(|e| not_issued(&e.to_string()))?;
+        let sig = raw
+            .signature
+            .as_bytes()
+            .ok_or_else(|| not_issued("its signature BIT STRING has unused bits"))?;
+        parent
+            .public_key
+            .verify(alg, &tbs, sig)
+            .map_err(|_| not_issued("its signature does not verify under the parent's key"))
     }
 
     /// Things that are allowed but will cause trouble with strict verifiers (for a notice on

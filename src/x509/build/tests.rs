@@ -1049,6 +1049,23 @@ fn an_rsa_ca_signs_with_sha256_rsa() {
         &root_key,
     );
     let inter_ca = CaCertificate::parse(&inter.der, "inter").unwrap();
+    inter_ca.verify_issued_by(&root_ca).unwrap();
+    let other_root = issue_simple(
+        "CN=RSA Root, O=SOS, C=DE",
+        inter_key.public_key(),
+        Profile::Root,
+        9,
+        &[],
+        None,
+        None,
+        &inter_key,
+    );
+    let other_root = CaCertificate::parse(&other_root.der, "other").unwrap();
+    // Same name, other key: the signature check catches it.
+    let err = inter_ca.verify_issued_by(&other_root).unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
+    let err = root_ca.verify_issued_by(&inter_ca).unwrap_err();
+    assert!(err.to_string().contains("issuer name"), "{err}");
     let leaf = issue_simple(
         "CN=agent.example.com",
         SoftKey::p256(32).public_key(),
