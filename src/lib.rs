@@ -11,3 +11,4 @@ pub mod attest;
 pub mod output;
 pub mod signer;
 pub mod token;
+pub mod x509;

@@ -1,0 +1,696 @@
+//! PKCS#10 certificate signing requests (RFC 2986).
+//!
+//! [`parse_csr`] takes PEM or DER (detected), checks the key is one hsmsign certifies (EC P-256,
+//! EC P-384, RSA of 2048 bits or more), and verifies the self-signature with the digest the
+//! signature algorithm names, on the curve of the KEY: openssl signs a P-384 request with
+//! SHA-256 by default, and that is accepted. From the extensionRequest attribute it takes the
+//! subject alternative names; it refuses requests for CA:TRUE, keyCertSign or cRLSign, and
+//! unknown critical extensions. Key usages and other non-critical wishes are not honoured (the
+//! profile decides) and are listed in [`CertificateRequest::ignored`].
+
+use der::{Decode, Encode};
+use x509_cert::Certificate;
+use x509_cert::crl::CertificateList;
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectAltName};
+use x509_cert::request::CertReq;
+
+use super::dn::{DistinguishedName, DnError, describe_name_der};
+use super::san::{SanEntry, SanError};
+use super::{SignedRaw, first_pem_block, parse_signature_algorithm};
+use crate::signer::{PublicKey, SignError, SignatureAlgorithm};
+
+/// OID of PKCS#9 extensionRequest.
+const OID_EXTENSION_REQUEST: &str = "1.2.840.113549.1.9.14";
+/// OID of PKCS#9 challengePassword.
+const OID_CHALLENGE_PASSWORD: &str = "1.2.840.113549.1.9.7";
+
+/// Errors in certificate signing requests. `file` names the input in every message.
+#[derive(Debug, thiserror::Error)]
+pub enum CsrError {
+    /// Neither a PEM block nor DER of any known kind.
+    #[error(
+        "{file} is not a certificate signing request (neither PEM nor DER PKCS#10): \
+         give the .csr file made by `openssl req -new` or keytool -certreq"
+    )]
+    NotACsr {
+        /// The input's name.
+        file: String,
+    },
+    /// A PEM block or DER structure of another kind.
+    #[error("{file} holds {what}, not a certificate signing request: {hint}")]
+    WrongType {
+        /// The input's name.
+        file: String,
+        /// What it holds.
+        what: String,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// Damaged PEM or DER.
+    #[error("{file} is a damaged certificate signing request ({reason}): create it again")]
+    Malformed {
+        /// The input's name.
+        file: String,
+        /// Decoder message.
+        reason: String,
+    },
+    /// The request's key is not one hsmsign certifies.
+    #[error("{file}: {source}. Create the request with an EC P-256/P-384 or RSA >= 2048-bit key")]
+    UnsupportedKey {
+        /// The input's name.
+        file: String,
+        /// What the signing layer said.
+        source: SignError,
+    },
+    /// The request is signed with an algorithm hsmsign does not accept.
+    #[error("{file} is signed with {algorithm}, which hsmsign does not accept: {hint}")]
+    UnsupportedSignature {
+        /// The input's name.
+        file: String,
+        /// The algorithm (name or OID).
+        algorithm: String,
+        /// What to do.
+        hint: &'static str,
+    },
+    /// The self-signature does not verify: the request was altered or is damaged.
+    #[error(
+        "the signature of {file} does not verify against its own public key ({algorithm}): \
+         the request was altered or damaged; ask for a fresh one"
+    )]
+    BadSignature {
+        /// The input's name.
+        file: String,
+        /// The algorithm named in the request.
+        algorithm: SignatureAlgorithm,
+    },
+    /// The request asks for a CA certificate.
+    #[error(
+        "{file} asks for a CA certificate ({what}); hsmsign issues CA certificates only with \
+         `ca init` / `ca intermediate`, never from a request"
+    )]
+    AsksForCa {
+        /// The input's name.
+        file: String,
+        /// What it asked for.
+        what: &'static str,
+    },
+    /// An unknown critical extension was requested.
+    #[error(
+        "{file} requests critical extension {oid}, which hsmsign does not know: \
+         create the request without it"
+    )]
+    UnknownCriticalExtension {
+        /// The input's name.
+        file: String,
+        /// Its OID.
+        oid: String,
+    },
+    /// A requested subject alternative name is not valid.
+    #[error("{file}: {source}")]
+    BadSan {
+        /// The input's name.
+        file: String,
+        /// What is wrong.
+        source: SanError,
+    },
+    /// The subject cannot be used as is.
+    #[error(
+        "the subject of {file} cannot be used ({source}); give the subject explicitly (--subject)"
+    )]
+    Subject {
+        /// The input's name.
+        file: String,
+        /// What is wrong.
+        source: DnError,
+    },
+}
+
+/// A verified certificate signing request.
+#[derive(Clone, Debug)]
+pub struct CertificateRequest {
+    der: Vec<u8>,
+    file: String,
+    subject_der: Vec<u8>,
+    public_key: PublicKey,
+    signature_algorithm: SignatureAlgorithm,
+    sans: Vec<SanEntry>,
+    ignored: Vec<String>,
+}
+
+impl CertificateRequest {
+    /// The request's DER.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The subject as a [`DistinguishedName`]; fails (with advice to give `--subject`) if it
+    /// has no CN, attributes hsmsign does not issue, or values that break the name rules.
+    pub fn subject(&self) -> Result<DistinguishedName, CsrError> {
+        DistinguishedName::from_der(&self.subject_der, "the certificate request").map_err(
+            |source| CsrError::Subject {
+                file: self.file.clone(),
+                source,
+            },
+        )
+    }
+
+    /// The subject as written in the request (RFC 4514), for display; never fails.
+    pub fn subject_text(&self) -> String {
+        describe_name_der(&self.subject_der)
+    }
+
+    /// The key to certify.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
+
+    /// The algorithm of the request's self-signature.
+    pub fn signature_algorithm(&self) -> SignatureAlgorithm {
+        self.signature_algorithm
+    }
+
+    /// Subject alternative names requested (validated like `--san`).
+    pub fn sans(&self) -> &[SanEntry] {
+        &self.sans
+    }
+
+    /// Requested extensions and attributes that will not be honoured (the profile decides),
+    /// one description each, for a notice to the user.
+    pub fn ignored(&self) -> &[String] {
+        &self.ignored
+    }
+}
+
+/// Parse and verify a certificate signing request from PEM or DER. `file` names the input in
+/// errors.
+pub fn parse_csr(bytes: &[u8], file: &str) -> Result<CertificateRequest, CsrError> {
+    let file_s = file.to_string();
+    let malformed = |reason: String| CsrError::Malformed {
+        file: file_s.clone(),
+        reason,
+    };
+    let der = match first_pem_block(bytes) {
+        Some(block) => {
+            match block.label.as_str() {
+                "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => {}
+                other => return Err(wrong_pem_type(file, other)),
+            }
+            block.der.map_err(&malformed)?
+        }
+        None => bytes.to_vec(),
+    };
+    let req = match CertReq::from_der(&der) {
+        Ok(req) => req,
+        Err(e) => {
+            if Certificate::from_der(&der).is_ok() {
+                return Err(wrong_pem_type(file, "CERTIFICATE"));
+            }
+            if CertificateList::<x509_cert::certificate::Rfc5280>::from_der(&der).is_ok() {
+                return Err(wrong_pem_type(file, "X509 CRL"));
+            }
+            if der.first() == Some(&0x30) && der.len() > 16 {
+                return Err(malformed(format!("DER decoding failed: {e}")));
+            }
+            return Err(CsrError::NotACsr { file: file_s });
+        }
+    };
+    let raw = SignedRaw::split(&der).map_err(|e| malformed(e.to_string()))?;
+    let info_der = raw.tbs_der().map_err(|e| malformed(e.to_string()))?;
+
+    // The key first: nothing else matters if it is one we do not certify.
+    let spki_der = req
+        .info
+        .public_key
+        .to_der()
+        .map_err(|e| malformed(e.to_string()))?;
+    let public_key =
+        PublicKey::from_spki_der(&spki_der).map_err(|source| CsrError::UnsupportedKey {
+            file: file_s.clone(),
+            source,
+        })?;
+
+    // The self-signature, with the digest the algorithm names, on the key's own curve.
+    let alg = parse_signature_algorithm(&req.algorithm).ok_or_else(|| {
+        let oid = req.algorithm.oid.to_string();
+        let (algorithm, hint) = match oid.as_str() {
+            "1.2.840.113549.1.1.5" => (
+                "sha1WithRSAEncryption",
+                "SHA-1 is broken; create the request again with -sha256",
+            ),
+            "1.2.840.10045.4.1" => (
+                "ecdsa-with-SHA1",
+                "SHA-1 is broken; create the request again with -sha256",
+            ),
+            "1.2.840.113549.1.1.10" => (
+                "RSASSA-PSS",
+                "create the request with PKCS#1 v1.5 padding (the openssl default)",
+            ),
+            _ => (
+                oid.as_str(),
+                "use ECDSA or RSA PKCS#1 v1.5 with SHA-256, SHA-384 or SHA-512",
+            ),
+        };
+        CsrError::UnsupportedSignature {
+            file: file_s.clone(),
+            algorithm: algorithm.to_string(),
+            hint,
+        }
+    })?;
+    if !alg.fits(public_key.algorithm()) {
+        return Err(CsrError::UnsupportedSignature {
+            file: file_s,
+            algorithm: format!("{alg} over a {} key", public_key.algorithm()),
+            hint: "the signature algorithm does not match the key; create the request again",
+        });
+    }
+    let signature = raw
+        .signature
+        .as_bytes()
+        .ok_or_else(|| malformed("signature BIT STRING has unused bits".into()))?;
+    public_key
+        .verify(alg, &info_der, signature)
+        .map_err(|_| CsrError::BadSignature {
+            file: file_s.clone(),
+            algorithm: alg,
+        })?;
+
+    // What it asks for.
+    let mut sans = Vec::new();
+    let mut ignored = Vec::new();
+    for attr in req.info.attributes.iter() {
+        let attr_oid = attr.oid.to_string();
+        match attr_oid.as_str() {
+            OID_EXTENSION_REQUEST => {
+                for value in attr.values.iter() {
+                    let exts: Vec<Extension> = value
+                        .decode_as()
+                        .map_err(|e| malformed(format!("extensionRequest: {e}")))?;
+                    check_requested_extensions(file, &exts, &mut sans, &mut ignored)?;
+                }
+            }
+            OID_CHALLENGE_PASSWORD => ignored.push("challengePassword attribute".into()),
+            other => ignored.push(format!("attribute {other}")),
+        }
+    }
+    Ok(CertificateRequest {
+        subject_der: req
+            .info
+            .subject
+            .to_der()
+            .map_err(|e| malformed(e.to_string()))?,
+        der,
+        file: file_s,
+        public_key,
+        signature_algorithm: alg,
+        sans,
+        ignored,
+    })
+}
+
+fn check_requested_extensions(
+    file: &str,
+    exts: &[Extension],
+    sans: &mut Vec<SanEntry>,
+    ignored: &mut Vec<String>,
+) -> Result<(), CsrError> {
+    let malformed = |reason: String| CsrError::Malformed {
+        file: file.to_string(),
+        reason,
+    };
+    let mut seen = std::collections::HashSet::new();
+    for ext in exts {
+        let oid = ext.extn_id.to_string();
+        if !seen.insert(oid.clone()) {
+            return Err(malformed(format!("extension {oid} requested twice")));
+        }
+        let bytes = ext.extn_value.as_bytes();
+        match oid.as_str() {
+            "2.5.29.17" => {
+                let san = SubjectAltName::from_der(bytes)
+                    .map_err(|e| malformed(format!("subjectAltName: {e}")))?;
+                for name in &san.0 {
+                    let entry =
+                        SanEntry::from_general_name(name).map_err(|source| CsrError::BadSan {
+                            file: file.to_string(),
+                            source,
+                        })?;
+                    if !sans.contains(&entry) {
+                        sans.push(entry);
+                    }
+                }
+            }
+            "2.5.29.19" => {
+                let bc = BasicConstraints::from_der(bytes)
+                    .map_err(|e| malformed(format!("basicConstraints: {e}")))?;
+                if bc.ca {
+                    return Err(CsrError::AsksForCa {
+                        file: file.to_string(),
+                        what: "basicConstraints CA:TRUE",
+                    });
+                }
+                ignored.push("basicConstraints (the profile decides)".into());
+            }
+            "2.5.29.15" => {
+                let ku =
+                    KeyUsage::from_der(bytes).map_err(|e| malformed(format!("keyUsage: {e}")))?;
+                if ku.0.contains(KeyUsages::KeyCertSign) {
+                    return Err(CsrError::AsksForCa {
+                        file: file.to_string(),
+                        what: "keyUsage keyCertSign",
+                    });
+                }
+                if ku.0.contains(KeyUsages::CRLSign) {
+                    return Err(CsrError::AsksForCa {
+                        file: file.to_string(),
+                        what: "keyUsage cRLSign",
+                    });
+                }
+                ignored.push("keyUsage (the profile decides)".into());
+            }
+            "2.5.29.37" => ignored.push("extendedKeyUsage (the profile decides)".into()),
+            "2.5.29.14" => ignored.push("subjectKeyIdentifier (computed from the key)".into()),
+            _ if ext.critical => {
+                return Err(CsrError::UnknownCriticalExtension {
+                    file: file.to_string(),
+                    oid,
+                });
+            }
+            _ => ignored.push(format!("extension {oid}")),
+        }
+    }
+    Ok(())
+}
+
+fn wrong_pem_type(file: &str, label: &str) -> CsrError {
+    let (what, hint) = match label {
+        "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE" => (
+            "a certificate".to_string(),
+            "give the request (.csr) the certificate was made from, or a new request",
+        ),
+        "X509 CRL" => (
+            "a certificate revocation list".to_string(),
+            "give the request (.csr) file",
+        ),
+        l if l.contains("PRIVATE KEY") => (
+            format!("a private key (PEM `{l}`)"),
+            "give the request (.csr) made with it; keep the private key where it is",
+        ),
+        "PUBLIC KEY" => (
+            "a bare public key".to_string(),
+            "a request must be signed by its key: create one with `openssl req -new`",
+        ),
+        l => (
+            format!("a PEM `{l}` block"),
+            "give a PEM `CERTIFICATE REQUEST` or its DER form",
+        ),
+    };
+    CsrError::WrongType {
+        file: file.to_string(),
+        what,
+        hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signer::KeyAlgorithm;
+    use crate::x509::testutil::{openssl, openssl_ok};
+
+    /// Make a key and request with openssl; returns the PEM request.
+    fn openssl_csr(dir: &std::path::Path, name: &str, newkey: &[&str], extra: &[&str]) -> Vec<u8> {
+        let key = dir.join(format!("{name}.key"));
+        let csr = dir.join(format!("{name}.csr"));
+        let mut args = vec!["req", "-new", "-nodes"];
+        args.extend_from_slice(newkey);
+        args.extend_from_slice(&[
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            csr.to_str().unwrap(),
+            "-subj",
+            "/C=DE/O=SOS/CN=agent-1.example.com",
+        ]);
+        args.extend_from_slice(extra);
+        openssl_ok(&args);
+        std::fs::read(csr).unwrap()
+    }
+
+    #[test]
+    fn accepts_openssl_requests_and_reads_them() {
+        let dir = tempfile::tempdir().unwrap();
+        // name, key options, extra options, expected key, expected signature algorithm
+        type Case<'a> = (
+            &'a str,
+            &'a [&'a str],
+            &'a [&'a str],
+            KeyAlgorithm,
+            SignatureAlgorithm,
+        );
+        let cases: [Case; 4] = [
+            (
+                "p256",
+                &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+                &[],
+                KeyAlgorithm::EcP256,
+                SignatureAlgorithm::EcdsaSha256,
+            ),
+            (
+                // openssl signs P-384 requests with SHA-256 unless told otherwise.
+                "p384",
+                &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+                &[],
+                KeyAlgorithm::EcP384,
+                SignatureAlgorithm::EcdsaSha256,
+            ),
+            (
+                "p384sha384",
+                &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+                &["-sha384"],
+                KeyAlgorithm::EcP384,
+                SignatureAlgorithm::EcdsaSha384,
+            ),
+            (
+                "rsa2048",
+                &["-newkey", "rsa:2048"],
+                &[
+                    "-addext",
+                    "subjectAltName=DNS:agent-1.example.com,IP:192.0.2.5",
+                    "-addext",
+                    "keyUsage=digitalSignature,keyEncipherment",
+                ],
+                KeyAlgorithm::Rsa(2048),
+                SignatureAlgorithm::RsaSha256,
+            ),
+        ];
+        for (name, newkey, extra, key_alg, sig_alg) in cases {
+            let pem = openssl_csr(dir.path(), name, newkey, extra);
+            let csr = parse_csr(&pem, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(csr.public_key().algorithm(), key_alg, "{name}");
+            assert_eq!(csr.signature_algorithm(), sig_alg, "{name}");
+            let subject = csr.subject().unwrap();
+            assert_eq!(subject.to_string(), "CN=agent-1.example.com,O=SOS,C=DE");
+            // The same request as DER.
+            let der_path = dir.path().join(format!("{name}.der"));
+            openssl_ok(&[
+                "req",
+                "-in",
+                dir.path().join(format!("{name}.csr")).to_str().unwrap(),
+                "-outform",
+                "DER",
+                "-out",
+                der_path.to_str().unwrap(),
+            ]);
+            let from_der = parse_csr(&std::fs::read(&der_path).unwrap(), name).unwrap();
+            assert_eq!(from_der.public_key(), csr.public_key());
+            // The key we read is the one openssl holds.
+            let pubkey = openssl(&[
+                "pkey",
+                "-in",
+                dir.path().join(format!("{name}.key")).to_str().unwrap(),
+                "-pubout",
+                "-outform",
+                "DER",
+            ]);
+            assert_eq!(pubkey, csr.public_key().spki_der(), "{name}");
+        }
+        let rsa = parse_csr(&std::fs::read(dir.path().join("rsa2048.csr")).unwrap(), "r").unwrap();
+        assert_eq!(
+            rsa.sans(),
+            [
+                SanEntry::Dns("agent-1.example.com".into()),
+                SanEntry::Ip("192.0.2.5".parse().unwrap())
+            ]
+        );
+        assert!(rsa.ignored().iter().any(|i| i.starts_with("keyUsage")));
+    }
+
+    #[test]
+    fn refuses_weak_and_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let rsa1024 = openssl_csr(dir.path(), "rsa1024", &["-newkey", "rsa:1024"], &[]);
+        let err = parse_csr(&rsa1024, "rsa1024.csr").unwrap_err();
+        assert!(matches!(err, CsrError::UnsupportedKey { .. }), "{err}");
+        assert!(err.to_string().contains("RSA-1024"), "{err}");
+
+        let k1 = openssl_csr(
+            dir.path(),
+            "k1",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp256k1"],
+            &[],
+        );
+        let err = parse_csr(&k1, "k1.csr").unwrap_err();
+        assert!(matches!(err, CsrError::UnsupportedKey { .. }), "{err}");
+        assert!(err.to_string().contains("secp256k1"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_tampered_request() {
+        let dir = tempfile::tempdir().unwrap();
+        openssl_csr(
+            dir.path(),
+            "t",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            &["-outform", "DER"],
+        );
+        let mut der = std::fs::read(dir.path().join("t.csr")).unwrap();
+        // Flip a bit in the last byte: inside the signature's s value.
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+        let err = parse_csr(&der, "t.csr").unwrap_err();
+        assert!(matches!(err, CsrError::BadSignature { .. }), "{err}");
+        // And a changed subject (a byte of the CN) with the signature intact.
+        let mut der = std::fs::read(dir.path().join("t.csr")).unwrap();
+        let pos = der.windows(7).position(|w| w == b"agent-1").unwrap();
+        der[pos] = b'b';
+        let err = parse_csr(&der, "t.csr").unwrap_err();
+        assert!(matches!(err, CsrError::BadSignature { .. }), "{err}");
+    }
+
+    #[test]
+    fn refuses_requests_for_a_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+        let ca = openssl_csr(
+            dir.path(),
+            "ca",
+            &ec,
+            &["-addext", "basicConstraints=critical,CA:TRUE"],
+        );
+        let err = parse_csr(&ca, "ca.csr").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CsrError::AsksForCa {
+                    what: "basicConstraints CA:TRUE",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let certsign = openssl_csr(dir.path(), "ku", &ec, &["-addext", "keyUsage=keyCertSign"]);
+        let err = parse_csr(&certsign, "ku.csr").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CsrError::AsksForCa {
+                    what: "keyUsage keyCertSign",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let crit = openssl_csr(
+            dir.path(),
+            "crit",
+            &ec,
+            &["-addext", "1.3.6.1.4.1.99999.1=critical,DER:0500"],
+        );
+        let err = parse_csr(&crit, "crit.csr").unwrap_err();
+        assert!(
+            matches!(err, CsrError::UnknownCriticalExtension { .. }),
+            "{err}"
+        );
+        // The same unknown extension, not critical, is only noted.
+        let noncrit = openssl_csr(
+            dir.path(),
+            "noncrit",
+            &ec,
+            &["-addext", "1.3.6.1.4.1.99999.1=DER:0500"],
+        );
+        let csr = parse_csr(&noncrit, "noncrit.csr").unwrap();
+        assert!(
+            csr.ignored()
+                .iter()
+                .any(|i| i.contains("1.3.6.1.4.1.99999.1"))
+        );
+    }
+
+    #[test]
+    fn says_what_the_wrong_input_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.pem");
+        let cert = dir.path().join("c.pem");
+        openssl_ok(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+            "-subj",
+            "/CN=x",
+            "-days",
+            "1",
+        ]);
+        let pem = std::fs::read(&cert).unwrap();
+        let err = parse_csr(&pem, "c.pem").unwrap_err();
+        assert!(matches!(err, CsrError::WrongType { .. }), "{err}");
+        assert!(err.to_string().contains("holds a certificate"), "{err}");
+        let der = openssl(&["x509", "-in", cert.to_str().unwrap(), "-outform", "DER"]);
+        let err = parse_csr(&der, "c.der").unwrap_err();
+        assert!(err.to_string().contains("holds a certificate"), "{err}");
+        let err = parse_csr(&std::fs::read(&key).unwrap(), "k.pem").unwrap_err();
+        assert!(err.to_string().contains("private key"), "{err}");
+        let err = parse_csr(b"hello world, not a request", "junk").unwrap_err();
+        assert!(matches!(err, CsrError::NotACsr { .. }), "{err}");
+        let err = parse_csr(
+            b"-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n",
+            "bad64",
+        )
+        .unwrap_err();
+        assert!(matches!(err, CsrError::Malformed { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_subject_without_cn_is_reported_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k.pem");
+        let csr = dir.path().join("r.csr");
+        openssl_ok(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            csr.to_str().unwrap(),
+            "-subj",
+            "/O=SOS",
+        ]);
+        let csr = parse_csr(&std::fs::read(&csr).unwrap(), "r.csr").unwrap();
+        assert_eq!(csr.subject_text(), "O=SOS");
+        let err = csr.subject().unwrap_err();
+        assert!(err.to_string().contains("--subject"), "{err}");
+    }
+}
