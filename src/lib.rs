@@ -6,5 +6,6 @@
 //! [`token`], with [`store`] beside them. Nothing in this library prints to the terminal or reads a
 //! prompt except through what the CLI hands it (a PIN source, a progress callback).
 
-pub mod signer;
 pub mod output;
+pub mod signer;
+pub mod store;

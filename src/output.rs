@@ -101,7 +101,9 @@ impl AtomicFile {
                 Err(e) => return Err(io_err(e)),
             }
         }
-        Err(io_err(last.unwrap_or_else(|| io::Error::other("no temp name"))))
+        Err(io_err(
+            last.unwrap_or_else(|| io::Error::other("no temp name")),
+        ))
     }
 
     /// The final path.

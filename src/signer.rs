@@ -271,7 +271,12 @@ pub struct PublicKey {
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({}, {})", self.algorithm, self.fingerprint_hex())
+        write!(
+            f,
+            "PublicKey({}, {})",
+            self.algorithm,
+            self.fingerprint_hex()
+        )
     }
 }
 
@@ -375,7 +380,9 @@ impl PublicKey {
                 spki::EncodePublicKey::to_public_key_der(&vk)
             }
             KeyAlgorithm::Rsa(_) => {
-                return Err(SignError::UnsupportedKey("RSA key given as EC point".into()));
+                return Err(SignError::UnsupportedKey(
+                    "RSA key given as EC point".into(),
+                ));
             }
         }
         .map_err(|e| SignError::Malformed {
@@ -393,12 +400,11 @@ impl PublicKey {
             what: "RSA public key",
             reason: e.to_string(),
         })?;
-        let der = spki::EncodePublicKey::to_public_key_der(&key).map_err(|e| {
-            SignError::Malformed {
+        let der =
+            spki::EncodePublicKey::to_public_key_der(&key).map_err(|e| SignError::Malformed {
                 what: "SubjectPublicKeyInfo",
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         Self::from_spki_der(der.as_bytes())
     }
 
@@ -457,12 +463,14 @@ impl PublicKey {
         }
         match self.algorithm {
             KeyAlgorithm::EcP256 => {
-                let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&self.raw).map_err(|_| bad())?;
+                let vk =
+                    p256::ecdsa::VerifyingKey::from_sec1_bytes(&self.raw).map_err(|_| bad())?;
                 let sig = p256::ecdsa::Signature::from_der(signature).map_err(|_| bad())?;
                 vk.verify_prehash(digest, &sig).map_err(|_| bad())
             }
             KeyAlgorithm::EcP384 => {
-                let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(&self.raw).map_err(|_| bad())?;
+                let vk =
+                    p384::ecdsa::VerifyingKey::from_sec1_bytes(&self.raw).map_err(|_| bad())?;
                 let sig = p384::ecdsa::Signature::from_der(signature).map_err(|_| bad())?;
                 vk.verify_prehash(digest, &sig).map_err(|_| bad())
             }
@@ -593,8 +601,7 @@ pub mod soft {
     impl SoftKey {
         /// A key from a fixed 32-byte (P-256) seed, deterministic for tests.
         pub fn p256(seed: u8) -> Self {
-            let sk = p256::ecdsa::SigningKey::from_slice(&[seed.max(1); 32])
-                .expect("valid scalar");
+            let sk = p256::ecdsa::SigningKey::from_slice(&[seed.max(1); 32]).expect("valid scalar");
             let point = sk.verifying_key().to_sec1_point(false);
             let pk = PublicKey::from_ec_point(KeyAlgorithm::EcP256, point.as_bytes())
                 .expect("valid point");
@@ -603,8 +610,7 @@ pub mod soft {
 
         /// A key from a fixed 48-byte (P-384) seed, deterministic for tests.
         pub fn p384(seed: u8) -> Self {
-            let sk = p384::ecdsa::SigningKey::from_slice(&[seed.max(1); 48])
-                .expect("valid scalar");
+            let sk = p384::ecdsa::SigningKey::from_slice(&[seed.max(1); 48]).expect("valid scalar");
             let point = sk.verifying_key().to_sec1_point(false);
             let pk = PublicKey::from_ec_point(KeyAlgorithm::EcP384, point.as_bytes())
                 .expect("valid point");
@@ -730,6 +736,7 @@ mod tests {
         let pk = PublicKey::from_spki_der(key.public_key().spki_der()).unwrap();
         assert_eq!(pk.algorithm(), KeyAlgorithm::EcP384);
         let sig = sign(&key, SignatureAlgorithm::EcdsaSha512, b"m").unwrap();
-        pk.verify(SignatureAlgorithm::EcdsaSha512, b"m", &sig).unwrap();
+        pk.verify(SignatureAlgorithm::EcdsaSha512, b"m", &sig)
+            .unwrap();
     }
 }
