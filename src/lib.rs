@@ -2,10 +2,12 @@
 //! PKCS#11 token.
 //!
 //! Layers, top to bottom (arrows point down only):
-//! the binary's CLI -> use cases ([`ca`], [`archive`], [`bundle`]) -> [`x509`] / [`signer`] ->
-//! [`token`], with [`store`] beside them. Nothing in this library prints to the terminal or reads a
+//! the binary's CLI -> use cases (CA, certificate issuance, JS7 archives) -> X.509 building and
+//! [`signer`] -> [`token`], with [`store`] beside them. Nothing in this library prints to the terminal or reads a
 //! prompt except through what the CLI hands it (a PIN source, a progress callback).
 
+pub mod attest;
 pub mod output;
 pub mod signer;
 pub mod store;
+pub mod token;

@@ -537,7 +537,7 @@ pub fn sign(
 /// Convert a raw `r || s` ECDSA signature (as PKCS#11 CKM_ECDSA returns it) to DER
 /// `SEQUENCE { r INTEGER, s INTEGER }` (as X.509 and Java expect).
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, SignError> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return Err(SignError::Malformed {
             what: "raw ECDSA signature",
             reason: format!("odd or empty length {}", raw.len()),

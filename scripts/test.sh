@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests and integration tests against fresh SoftHSM2 tokens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo test --locked "$@"

@@ -1,0 +1,191 @@
+//! `hsmsign key ...`
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use hsmsign::signer::KeyAlgorithm;
+use hsmsign::token::{Pkcs11Uri, TokenError};
+use serde_json::json;
+
+use super::{CmdResult, Ctx, Failure};
+
+/// Key commands.
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Generate a key pair that can never leave the token.
+    Generate {
+        /// The new key: token attributes plus object=LABEL (id= optional, else random).
+        #[arg(long, value_name = "URI")]
+        key: String,
+        /// ec-p256, ec-p384, rsa-3072 or rsa-4096.
+        #[arg(long)]
+        algorithm: String,
+    },
+    /// List the private keys on a token.
+    List {
+        /// The token (default: the only initialised token).
+        #[arg(long, value_name = "URI")]
+        token: Option<String>,
+    },
+    /// Show a key's security attributes and its provenance verdict.
+    Inspect {
+        /// The key.
+        #[arg(long, value_name = "URI")]
+        key: String,
+    },
+    /// Print (or write) the public key as PEM.
+    Public {
+        /// The key.
+        #[arg(long, value_name = "URI")]
+        key: String,
+        /// Write the PEM here instead of printing it (never overwrites without --force).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Import a PKCS#8 private key (migration of an existing key only).
+    Import {
+        /// The new key's URI (token attributes plus object=LABEL).
+        #[arg(long, value_name = "URI")]
+        key: String,
+        /// An unencrypted PKCS#8 PEM file.
+        #[arg(long, value_name = "PKCS8.pem")]
+        from: PathBuf,
+    },
+}
+
+fn label_of(uri: &Pkcs11Uri) -> Result<String, Failure> {
+    uri.object.clone().ok_or_else(|| {
+        Failure::Usage(format!(
+            "{uri} names no label for the new key: add ;object=LABEL to the URI"
+        ))
+    })
+}
+
+pub fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
+    match cmd {
+        KeyCmd::Generate { key, algorithm } => {
+            let alg = KeyAlgorithm::parse(&algorithm).ok_or_else(|| {
+                Failure::Usage(format!(
+                    "unknown --algorithm {algorithm:?}: use ec-p256, ec-p384, rsa-3072 or rsa-4096"
+                ))
+            })?;
+            let uri = ctx.uri(&key)?;
+            let label = label_of(&uri)?;
+            let module = ctx.module(Some(&uri))?;
+            let session = ctx.login(&module, &uri.token_part_with_pin(&uri))?;
+            let info = session.generate_key(&label, alg, uri.id.as_deref())?;
+            let public = session
+                .find_key(&Pkcs11Uri::parse(&info.uri).map_err(TokenError::from)?)?
+                .public;
+            ctx.emit(
+                format!(
+                    "Generated {} key {:?} on token {:?}; it can never leave the token.\n{}\n{}",
+                    info.algorithm,
+                    info.label,
+                    session.token().label,
+                    info.uri,
+                    public.to_pem().trim_end()
+                ),
+                json!({"key": info, "public_key_pem": public.to_pem()}),
+            );
+            drop(session);
+            module.finalize();
+            Ok(())
+        }
+        KeyCmd::List { token } => {
+            let uri = match token {
+                Some(t) => ctx.uri(&t)?,
+                None => Pkcs11Uri::default(),
+            };
+            let module = ctx.module(Some(&uri))?;
+            let session = ctx.login(&module, &uri.token_part_with_pin(&uri))?;
+            let keys = session.list_keys()?;
+            let mut text = format!("Keys on token {:?}:", session.token().label);
+            if keys.is_empty() {
+                text.push_str(" none");
+            }
+            for k in &keys {
+                text.push_str(&format!("\n  {} ({})", k.uri, k.algorithm));
+            }
+            ctx.emit(text, json!({"token": session.token(), "keys": keys}));
+            drop(session);
+            module.finalize();
+            Ok(())
+        }
+        KeyCmd::Inspect { key } => {
+            let uri = ctx.uri(&key)?;
+            let module = ctx.module(Some(&uri))?;
+            let session = ctx.login(&module, &uri)?;
+            let ins = session.inspect(&uri)?;
+            let mut text = format!("{}\n  algorithm: {}\n", ins.key.uri, ins.key.algorithm);
+            for (name, value) in &ins.attributes {
+                text.push_str(&format!("  {name}: {value}\n"));
+            }
+            text.push_str(&format!(
+                "  public key SHA-256: {}\n",
+                ins.key.public_key_sha256
+            ));
+            text.push_str(&format!("verdict: {}", ins.verdict));
+            ctx.emit(text, json!(ins));
+            drop(session);
+            module.finalize();
+            Ok(())
+        }
+        KeyCmd::Public { key, out, force } => {
+            let uri = ctx.uri(&key)?;
+            if let Some(out) = &out {
+                hsmsign::output::check_new(out, force)?;
+            }
+            let module = ctx.module(Some(&uri))?;
+            let session = ctx.login(&module, &uri)?;
+            let found = session.find_key(&uri)?;
+            let pem = found.public.to_pem();
+            match &out {
+                Some(path) => {
+                    hsmsign::output::write_new(path, pem.as_bytes(), force)?;
+                    ctx.emit(
+                        format!("Wrote the public key to {}", path.display()),
+                        json!({"out": path, "public_key_sha256": found.public.fingerprint_hex()}),
+                    );
+                }
+                None => ctx.emit(
+                    pem.trim_end(),
+                    json!({"public_key_pem": pem, "public_key_sha256": found.public.fingerprint_hex()}),
+                ),
+            }
+            drop(session);
+            module.finalize();
+            Ok(())
+        }
+        KeyCmd::Import { key, from } => {
+            let uri = ctx.uri(&key)?;
+            let label = label_of(&uri)?;
+            let pem = zeroize::Zeroizing::new(std::fs::read_to_string(&from).map_err(|e| {
+                TokenError::Import {
+                    path: from.clone(),
+                    reason: e.to_string(),
+                }
+            })?);
+            let module = ctx.module(Some(&uri))?;
+            let session = ctx.login(&module, &uri.token_part_with_pin(&uri))?;
+            let info = session.import_key(&label, &pem, &from)?;
+            ctx.emit(
+                format!(
+                    "Imported {} key {:?} into token {:?} as sensitive and non-extractable.\n{}\nNote: `key inspect` reports it as imported, not generated on the token. Destroy {} securely once the migration is checked.",
+                    info.algorithm,
+                    info.label,
+                    session.token().label,
+                    info.uri,
+                    from.display()
+                ),
+                json!({"key": info}),
+            );
+            drop(session);
+            module.finalize();
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,815 @@
+//! Keys on a token: generate, find, list, inspect, import, and sign through [`TokenKey`].
+//!
+//! No function here reads the value of a private key or wraps one: the private half is only ever
+//! named by its handle. Public keys are read from the public-key object with the same CKA_ID
+//! (or, failing that, from the RSA private key's public attributes or a certificate object).
+
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{
+    Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
+};
+use cryptoki::session::UserType;
+use der::{Decode, Encode};
+use p256::elliptic_curve::sec1::ToSec1Point;
+use zeroize::Zeroizing;
+
+use super::{Pkcs11Uri, TokenError, TokenSession, ck};
+use crate::signer::{KeyAlgorithm, PublicKey, SignError, SignatureAlgorithm, SigningKey};
+
+/// DER of the named-curve OIDs, as CKA_EC_PARAMS holds them.
+const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const P384_PARAMS: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+
+/// A key pair on the token, as `key list` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KeyInfo {
+    /// CKA_LABEL.
+    pub label: String,
+    /// CKA_ID, lower-case hex.
+    pub id: String,
+    /// Key kind.
+    pub algorithm: String,
+    /// Canonical URI naming this key.
+    pub uri: String,
+    /// SHA-256 of the public key's DER SPKI, hex (empty when the public half is not found).
+    pub public_key_sha256: String,
+}
+
+/// Where a key came from, judged from its attributes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Provenance {
+    /// CKA_LOCAL, CKA_NEVER_EXTRACTABLE and CKA_ALWAYS_SENSITIVE all true, not extractable now.
+    GeneratedOnToken,
+    /// Some property fails; the reasons say which.
+    Weaker(Vec<String>),
+}
+
+impl Provenance {
+    /// The verdict line `key inspect` prints.
+    pub fn verdict(&self) -> String {
+        match self {
+            Self::GeneratedOnToken => {
+                "generated on token, never extractable, always sensitive".into()
+            }
+            Self::Weaker(r) => r.join("; "),
+        }
+    }
+}
+
+/// Every security-relevant attribute of a private key, plus the verdict.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KeyInspection {
+    /// The key.
+    pub key: KeyInfo,
+    /// Attribute name (CKA_*) and value, in a fixed order. Attributes the token does not report
+    /// are absent.
+    pub attributes: Vec<(String, String)>,
+    /// Provenance verdict.
+    pub provenance: Provenance,
+    /// The verdict in words.
+    pub verdict: String,
+}
+
+/// A private key found on the token.
+#[derive(Clone, Debug)]
+pub struct FoundKey {
+    /// The private key object.
+    pub handle: ObjectHandle,
+    /// CKA_LABEL.
+    pub label: String,
+    /// CKA_ID.
+    pub id: Vec<u8>,
+    /// The public half.
+    pub public: PublicKey,
+    /// CKA_ALWAYS_AUTHENTICATE: a context-specific login is needed before every signature.
+    pub always_authenticate: bool,
+}
+
+impl TokenSession {
+    /// The canonical URI of an object on this session's token.
+    pub fn object_uri(&self, label: &str, id: &[u8]) -> String {
+        Pkcs11Uri {
+            token: Some(self.token.label.clone()),
+            serial: Some(self.token.serial.clone()),
+            object: Some(label.to_string()),
+            id: Some(id.to_vec()),
+            ..Default::default()
+        }
+        .to_string()
+    }
+
+    fn attr_bytes(&self, handle: ObjectHandle, t: AttributeType) -> Option<Vec<u8>> {
+        let attrs = self.session.get_attributes(handle, &[t]).ok()?;
+        attrs.into_iter().find_map(|a| match a {
+            Attribute::Label(v) | Attribute::Id(v) => Some(v),
+            Attribute::EcParams(v) | Attribute::EcPoint(v) => Some(v),
+            Attribute::Modulus(v) | Attribute::PublicExponent(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    fn attr_bool(&self, handle: ObjectHandle, t: AttributeType) -> Option<bool> {
+        let attrs = self.session.get_attributes(handle, &[t]).ok()?;
+        attrs.into_iter().find_map(|a| match a {
+            Attribute::Local(b)
+            | Attribute::NeverExtractable(b)
+            | Attribute::AlwaysSensitive(b)
+            | Attribute::Sensitive(b)
+            | Attribute::Extractable(b)
+            | Attribute::Token(b)
+            | Attribute::Private(b)
+            | Attribute::Sign(b)
+            | Attribute::Decrypt(b)
+            | Attribute::Unwrap(b)
+            | Attribute::Derive(b)
+            | Attribute::AlwaysAuthenticate(b)
+            | Attribute::Modifiable(b) => Some(b),
+            _ => None,
+        })
+    }
+
+    fn key_type(&self, handle: ObjectHandle) -> Option<KeyType> {
+        let attrs = self
+            .session
+            .get_attributes(handle, &[AttributeType::KeyType])
+            .ok()?;
+        attrs.into_iter().find_map(|a| match a {
+            Attribute::KeyType(k) => Some(k),
+            _ => None,
+        })
+    }
+
+    fn objects(
+        &self,
+        template: &[Attribute],
+        doing: &str,
+    ) -> Result<Vec<ObjectHandle>, TokenError> {
+        self.session.find_objects(template).map_err(ck(doing))
+    }
+
+    /// The public half of the key pair with CKA_ID `id` (private key handle given for RSA).
+    fn public_key_for(&self, private: ObjectHandle, id: &[u8]) -> Result<PublicKey, String> {
+        let publics = self
+            .session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::Id(id.to_vec()),
+            ])
+            .map_err(|e| e.to_string())?;
+        let key_type = self.key_type(private);
+        let from_object = |h: ObjectHandle| -> Result<PublicKey, String> {
+            if key_type == Some(KeyType::EC) {
+                let params = self
+                    .attr_bytes(h, AttributeType::EcParams)
+                    .ok_or("no CKA_EC_PARAMS")?;
+                let point = self
+                    .attr_bytes(h, AttributeType::EcPoint)
+                    .ok_or("no CKA_EC_POINT")?;
+                ec_public_key(&params, &point)
+            } else {
+                let n = self
+                    .attr_bytes(h, AttributeType::Modulus)
+                    .ok_or("no CKA_MODULUS")?;
+                let e = self
+                    .attr_bytes(h, AttributeType::PublicExponent)
+                    .ok_or("no CKA_PUBLIC_EXPONENT")?;
+                PublicKey::from_rsa_parts(&n, &e).map_err(|e| e.to_string())
+            }
+        };
+        if let Some(&h) = publics.first() {
+            return from_object(h);
+        }
+        // RSA private keys carry their modulus and public exponent (public attributes).
+        if key_type == Some(KeyType::RSA) {
+            return from_object(private);
+        }
+        // Last resort: a certificate with the same CKA_ID.
+        if let Some(cert) = self.certificate(id).map_err(|e| e.to_string())? {
+            let c = x509_cert::Certificate::from_der(&cert).map_err(|e| e.to_string())?;
+            let spki = c
+                .tbs_certificate()
+                .subject_public_key_info()
+                .to_der()
+                .map_err(|e| e.to_string())?;
+            return PublicKey::from_spki_der(&spki).map_err(|e| e.to_string());
+        }
+        Err("no public key object, and no certificate, with the same CKA_ID".into())
+    }
+
+    /// All private keys on the token (log in first: private objects are hidden before).
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>, TokenError> {
+        let handles = self.objects(
+            &[Attribute::Class(ObjectClass::PRIVATE_KEY)],
+            "listing private keys",
+        )?;
+        let mut keys: Vec<KeyInfo> = handles.into_iter().map(|h| self.key_info(h)).collect();
+        keys.sort_by(|a, b| a.label.cmp(&b.label).then(a.id.cmp(&b.id)));
+        Ok(keys)
+    }
+
+    fn key_info(&self, h: ObjectHandle) -> KeyInfo {
+        let label = self
+            .attr_bytes(h, AttributeType::Label)
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+            .unwrap_or_default();
+        let id = self.attr_bytes(h, AttributeType::Id).unwrap_or_default();
+        let public = self.public_key_for(h, &id).ok();
+        let algorithm = match (&public, self.key_type(h)) {
+            (Some(p), _) => p.algorithm().to_string(),
+            (None, Some(k)) if k == KeyType::EC => "ec (unknown curve)".into(),
+            (None, Some(k)) if k == KeyType::RSA => "rsa".into(),
+            _ => "other".into(),
+        };
+        KeyInfo {
+            uri: self.object_uri(&label, &id),
+            label,
+            id: crate::signer::hex(&id),
+            algorithm,
+            public_key_sha256: public.map(|p| p.fingerprint_hex()).unwrap_or_default(),
+        }
+    }
+
+    /// The one private key the URI names.
+    pub fn find_key(&self, uri: &Pkcs11Uri) -> Result<FoundKey, TokenError> {
+        if !uri.names_object() {
+            return Err(TokenError::NoObject(uri.to_string()));
+        }
+        let mut template = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
+        if let Some(l) = &uri.object {
+            template.push(Attribute::Label(l.as_bytes().to_vec()));
+        }
+        if let Some(id) = &uri.id {
+            template.push(Attribute::Id(id.clone()));
+        }
+        let found = self.objects(&template, "looking for the key")?;
+        let handle = match found.as_slice() {
+            [h] => *h,
+            [] => {
+                let available: Vec<String> = self.list_keys()?.into_iter().map(|k| k.uri).collect();
+                return Err(TokenError::KeyNotFound {
+                    query: uri.to_string(),
+                    token: self.token.label.clone(),
+                    available: if available.is_empty() {
+                        "none (is the PIN right and the key generated? `hsmsign key list`)".into()
+                    } else {
+                        available.join(", ")
+                    },
+                });
+            }
+            many => {
+                return Err(TokenError::KeyAmbiguous {
+                    query: uri.to_string(),
+                    matches: many
+                        .iter()
+                        .map(|h| self.key_info(*h).uri)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        };
+        let label = self
+            .attr_bytes(handle, AttributeType::Label)
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+            .unwrap_or_default();
+        let id = self
+            .attr_bytes(handle, AttributeType::Id)
+            .unwrap_or_default();
+        let key_uri = self.object_uri(&label, &id);
+        let public =
+            self.public_key_for(handle, &id)
+                .map_err(|reason| TokenError::UnusableKey {
+                    key: key_uri.clone(),
+                    reason: format!("its public key cannot be read: {reason}"),
+                })?;
+        let always_authenticate = self
+            .attr_bool(handle, AttributeType::AlwaysAuthenticate)
+            .unwrap_or(false);
+        Ok(FoundKey {
+            handle,
+            label,
+            id,
+            public,
+            always_authenticate,
+        })
+    }
+
+    /// A signing key for the URI, bound to this (logged-in) session.
+    pub fn signing_key(&self, uri: &Pkcs11Uri) -> Result<TokenKey<'_>, TokenError> {
+        let found = self.find_key(uri)?;
+        if self.attr_bool(found.handle, AttributeType::Sign) == Some(false) {
+            return Err(TokenError::UnusableKey {
+                key: self.object_uri(&found.label, &found.id),
+                reason: "CKA_SIGN is false: the token will not sign with it".into(),
+            });
+        }
+        if found.always_authenticate && self.context_pin().is_none() {
+            return Err(TokenError::UnusableKey {
+                key: self.object_uri(&found.label, &found.id),
+                reason: "it needs a PIN before every signature (CKA_ALWAYS_AUTHENTICATE) but the session was opened without keeping one".into(),
+            });
+        }
+        Ok(TokenKey {
+            session: self,
+            uri: self.object_uri(&found.label, &found.id),
+            mechanisms: self.mechanisms.clone(),
+            key: found,
+        })
+    }
+
+    fn refuse_existing(&self, label: &str, id: Option<&[u8]>) -> Result<(), TokenError> {
+        let by_label = self.objects(
+            &[Attribute::Label(label.as_bytes().to_vec())],
+            "checking the label is free",
+        )?;
+        if !by_label.is_empty() {
+            return Err(TokenError::KeyExists {
+                token: self.token.label.clone(),
+                what: format!("label {label:?}"),
+            });
+        }
+        if let Some(id) = id {
+            let by_id = self.objects(&[Attribute::Id(id.to_vec())], "checking the id is free")?;
+            if !by_id.is_empty() {
+                return Err(TokenError::KeyExists {
+                    token: self.token.label.clone(),
+                    what: format!("id {}", crate::signer::hex(id)),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh random CKA_ID (from the token's RNG) not used by any object.
+    fn fresh_id(&self) -> Result<Vec<u8>, TokenError> {
+        for _ in 0..8 {
+            let id = self.random(8)?;
+            if self
+                .objects(&[Attribute::Id(id.clone())], "checking the id is free")?
+                .is_empty()
+            {
+                return Ok(id);
+            }
+        }
+        Err(TokenError::UnusableKey {
+            key: self.token.label.clone(),
+            reason: "the token's RNG keeps returning ids already in use".into(),
+        })
+    }
+
+    /// Generate a key pair that can never leave the token. `id` is drawn from the token's RNG
+    /// unless given. Refuses a label or id that exists.
+    pub fn generate_key(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+        id: Option<&[u8]>,
+    ) -> Result<KeyInfo, TokenError> {
+        self.refuse_existing(label, id)?;
+        let id = match id {
+            Some(id) => id.to_vec(),
+            None => self.fresh_id()?,
+        };
+        let common_public = vec![
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.clone()),
+        ];
+        let private = vec![
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            // SoftHSM2 and others default these to true unless told: a signing key does nothing else.
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.clone()),
+        ];
+        let (mechanism, mut public) = match algorithm {
+            KeyAlgorithm::EcP256 => (
+                Mechanism::EccKeyPairGen,
+                vec![Attribute::EcParams(P256_PARAMS.to_vec())],
+            ),
+            KeyAlgorithm::EcP384 => (
+                Mechanism::EccKeyPairGen,
+                vec![Attribute::EcParams(P384_PARAMS.to_vec())],
+            ),
+            KeyAlgorithm::Rsa(bits) => (
+                Mechanism::RsaPkcsKeyPairGen,
+                vec![
+                    Attribute::ModulusBits((bits as u64).into()),
+                    Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+                ],
+            ),
+        };
+        public.extend(common_public);
+        let (_pub_h, priv_h) = self
+            .session
+            .generate_key_pair(&mechanism, &public, &private)
+            .map_err(ck(format!("generating a {algorithm} key pair")))?;
+        Ok(self.key_info(priv_h))
+    }
+
+    /// Import a PKCS#8 private key (migration of an existing CA key only) as sensitive and
+    /// non-extractable. `key inspect` will report it as imported, not generated on the token.
+    pub fn import_key(
+        &self,
+        label: &str,
+        pkcs8_pem: &str,
+        path: &std::path::Path,
+    ) -> Result<KeyInfo, TokenError> {
+        use p256::pkcs8::DecodePrivateKey;
+        let bad = |reason: String| TokenError::Import {
+            path: path.to_path_buf(),
+            reason,
+        };
+        self.refuse_existing(label, None)?;
+        let id = self.fresh_id()?;
+        let common = [
+            Attribute::Token(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.clone()),
+        ];
+        let private_flags = [
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+        ];
+        let (private_specific, public_specific): (Vec<Attribute>, Vec<Attribute>) = if let Ok(k) =
+            p256::SecretKey::from_pkcs8_pem(pkcs8_pem)
+        {
+            let point = k.public_key().to_sec1_point(false);
+            ec_templates(
+                P256_PARAMS,
+                Zeroizing::new(k.to_bytes().to_vec()),
+                point.as_bytes(),
+            )
+        } else if let Ok(k) = p384::SecretKey::from_pkcs8_pem(pkcs8_pem) {
+            let point = k.public_key().to_sec1_point(false);
+            ec_templates(
+                P384_PARAMS,
+                Zeroizing::new(k.to_bytes().to_vec()),
+                point.as_bytes(),
+            )
+        } else if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(pkcs8_pem) {
+            rsa_templates(&k).map_err(bad)?
+        } else {
+            return Err(bad(
+                    "not an unencrypted PKCS#8 EC P-256, EC P-384 or RSA private key (-----BEGIN PRIVATE KEY-----); convert it with `openssl pkcs8 -topk8 -nocrypt`".into(),
+                ));
+        };
+        let mut private: Vec<Attribute> = private_flags.to_vec();
+        private.extend(common.iter().cloned());
+        private.extend(private_specific);
+        let mut public = vec![
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Private(false),
+            Attribute::Verify(true),
+        ];
+        public.extend(common.iter().cloned());
+        public.extend(public_specific);
+        let priv_h = self
+            .session
+            .create_object(&private)
+            .map_err(ck("creating the imported private key"))?;
+        if let Err(e) = self.session.create_object(&public) {
+            // Leave nothing half-done: remove the private key again.
+            let _ = self.session.destroy_object(priv_h);
+            return Err(ck("creating the imported public key")(e));
+        }
+        Ok(self.key_info(priv_h))
+    }
+
+    /// Every security attribute of the key and a provenance verdict.
+    pub fn inspect(&self, uri: &Pkcs11Uri) -> Result<KeyInspection, TokenError> {
+        let found = self.find_key(uri)?;
+        let h = found.handle;
+        let order = [
+            ("CKA_TOKEN", AttributeType::Token),
+            ("CKA_PRIVATE", AttributeType::Private),
+            ("CKA_SENSITIVE", AttributeType::Sensitive),
+            ("CKA_ALWAYS_SENSITIVE", AttributeType::AlwaysSensitive),
+            ("CKA_EXTRACTABLE", AttributeType::Extractable),
+            ("CKA_NEVER_EXTRACTABLE", AttributeType::NeverExtractable),
+            ("CKA_LOCAL", AttributeType::Local),
+            ("CKA_SIGN", AttributeType::Sign),
+            ("CKA_DECRYPT", AttributeType::Decrypt),
+            ("CKA_UNWRAP", AttributeType::Unwrap),
+            ("CKA_DERIVE", AttributeType::Derive),
+            ("CKA_ALWAYS_AUTHENTICATE", AttributeType::AlwaysAuthenticate),
+            ("CKA_MODIFIABLE", AttributeType::Modifiable),
+        ];
+        let mut attributes = Vec::new();
+        let mut get = |name: &str, t| {
+            let v = self.attr_bool(h, t);
+            if let Some(b) = v {
+                attributes.push((name.to_string(), b.to_string()));
+            }
+            v
+        };
+        let values: Vec<Option<bool>> = order.iter().map(|(n, t)| get(n, *t)).collect();
+        let val = |name: &str| {
+            order
+                .iter()
+                .position(|(n, _)| *n == name)
+                .and_then(|i| values[i])
+        };
+        let mut reasons = Vec::new();
+        if val("CKA_LOCAL") != Some(true) {
+            reasons.push("imported, not generated on token (CKA_LOCAL is not true)".to_string());
+        }
+        if val("CKA_NEVER_EXTRACTABLE") != Some(true) {
+            reasons.push(
+                "may have been extractable before (CKA_NEVER_EXTRACTABLE is not true)".into(),
+            );
+        }
+        if val("CKA_ALWAYS_SENSITIVE") != Some(true) {
+            reasons.push("may have been readable before (CKA_ALWAYS_SENSITIVE is not true)".into());
+        }
+        if val("CKA_EXTRACTABLE") != Some(false) {
+            reasons.push("EXTRACTABLE now (CKA_EXTRACTABLE is not false)".into());
+        }
+        if val("CKA_SENSITIVE") != Some(true) {
+            reasons.push("NOT sensitive (CKA_SENSITIVE is not true)".into());
+        }
+        for extra in ["CKA_DECRYPT", "CKA_UNWRAP", "CKA_DERIVE"] {
+            if val(extra) == Some(true) {
+                reasons.push(format!("also usable beyond signing ({extra} is true)"));
+            }
+        }
+        let provenance = if reasons.is_empty() {
+            Provenance::GeneratedOnToken
+        } else {
+            Provenance::Weaker(reasons)
+        };
+        Ok(KeyInspection {
+            key: self.key_info(h),
+            attributes,
+            verdict: provenance.verdict(),
+            provenance,
+        })
+    }
+
+    /// The DER value of the certificate object with CKA_ID `id`, if any.
+    pub fn certificate(&self, id: &[u8]) -> Result<Option<Vec<u8>>, TokenError> {
+        let found = self.objects(
+            &[
+                Attribute::Class(ObjectClass::CERTIFICATE),
+                Attribute::Id(id.to_vec()),
+            ],
+            "looking for a certificate",
+        )?;
+        let Some(&h) = found.first() else {
+            return Ok(None);
+        };
+        // CKA_VALUE of a CERTIFICATE object: public data.
+        let attrs = self
+            .session
+            .get_attributes(h, &[AttributeType::Value])
+            .map_err(ck("reading a certificate"))?;
+        Ok(attrs.into_iter().find_map(|a| match a {
+            Attribute::Value(v) => Some(v),
+            _ => None,
+        }))
+    }
+
+    /// Store a certificate on the token next to its key (same CKA_ID and label), so a token
+    /// carried elsewhere brings its certificate along. Refuses when one is there already.
+    pub fn store_certificate(
+        &self,
+        label: &str,
+        id: &[u8],
+        cert_der: &[u8],
+    ) -> Result<(), TokenError> {
+        if self.certificate(id)?.is_some() {
+            return Err(TokenError::KeyExists {
+                token: self.token.label.clone(),
+                what: format!("a certificate under id {}", crate::signer::hex(id)),
+            });
+        }
+        let cert =
+            x509_cert::Certificate::from_der(cert_der).map_err(|e| TokenError::UnusableKey {
+                key: label.into(),
+                reason: format!("certificate does not parse: {e}"),
+            })?;
+        let subject = cert
+            .tbs_certificate()
+            .subject()
+            .to_der()
+            .unwrap_or_default();
+        self.session
+            .create_object(&[
+                Attribute::Class(ObjectClass::CERTIFICATE),
+                Attribute::CertificateType(CertificateType::X_509),
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Id(id.to_vec()),
+                Attribute::Subject(subject),
+                // CKA_VALUE of a CERTIFICATE object: public data.
+                Attribute::Value(cert_der.to_vec()),
+            ])
+            .map_err(ck("storing the certificate on the token"))?;
+        Ok(())
+    }
+}
+
+fn ec_public_key(params: &[u8], point: &[u8]) -> Result<PublicKey, String> {
+    let algorithm = match params {
+        P256_PARAMS => KeyAlgorithm::EcP256,
+        P384_PARAMS => KeyAlgorithm::EcP384,
+        _ => return Err("EC key on a curve other than P-256 / P-384".into()),
+    };
+    // CKA_EC_POINT is a DER OCTET STRING wrapping the point; some modules give the bare point.
+    let raw = der::asn1::OctetString::from_der(point)
+        .map(|o| o.as_bytes().to_vec())
+        .unwrap_or_else(|_| point.to_vec());
+    PublicKey::from_ec_point(algorithm, &raw).map_err(|e| e.to_string())
+}
+
+fn ec_templates(
+    params: &[u8],
+    scalar: Zeroizing<Vec<u8>>,
+    point: &[u8],
+) -> (Vec<Attribute>, Vec<Attribute>) {
+    let wrapped = der::asn1::OctetString::new(point.to_vec())
+        .and_then(|o| o.to_der())
+        .unwrap_or_default();
+    (
+        vec![
+            Attribute::KeyType(KeyType::EC),
+            Attribute::EcParams(params.to_vec()),
+            // The key being imported is written into the token (never read back out).
+            Attribute::Value(scalar.to_vec()),
+        ],
+        vec![
+            Attribute::KeyType(KeyType::EC),
+            Attribute::EcParams(params.to_vec()),
+            Attribute::EcPoint(wrapped),
+        ],
+    )
+}
+
+type Templates = (Vec<Attribute>, Vec<Attribute>);
+
+fn rsa_templates(k: &rsa::RsaPrivateKey) -> Result<Templates, String> {
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+    let be = |n: &rsa::BoxedUint| n.to_be_bytes_trimmed_vartime().to_vec();
+    let primes = k.primes();
+    if primes.len() != 2 {
+        return Err("multi-prime RSA keys are not supported".into());
+    }
+    let dp = k.dp().ok_or("missing CRT exponent dP")?;
+    let dq = k.dq().ok_or("missing CRT exponent dQ")?;
+    let qinv = k.qinv().ok_or("missing CRT coefficient")?;
+    let n = be(k.n());
+    let e = be(k.e());
+    Ok((
+        vec![
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Modulus(n.clone()),
+            Attribute::PublicExponent(e.clone()),
+            Attribute::PrivateExponent(be(k.d())),
+            Attribute::Prime1(be(&primes[0])),
+            Attribute::Prime2(be(&primes[1])),
+            Attribute::Exponent1(be(dp)),
+            Attribute::Exponent2(be(dq)),
+            Attribute::Coefficient(be(&qinv.retrieve())),
+        ],
+        vec![
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Modulus(n),
+            Attribute::PublicExponent(e),
+        ],
+    ))
+}
+
+/// A private key on a logged-in token session, usable through [`crate::signer::sign`].
+pub struct TokenKey<'s> {
+    session: &'s TokenSession,
+    key: FoundKey,
+    uri: String,
+    mechanisms: Vec<MechanismType>,
+}
+
+impl TokenKey<'_> {
+    /// The key's CKA_ID.
+    pub fn id(&self) -> &[u8] {
+        &self.key.id
+    }
+
+    /// The key's CKA_LABEL.
+    pub fn label(&self) -> &str {
+        &self.key.label
+    }
+
+    /// The token session the key is on.
+    pub fn session(&self) -> &TokenSession {
+        self.session
+    }
+
+    fn has(&self, m: MechanismType) -> bool {
+        // An empty list means the token did not tell: assume the raw mechanisms.
+        self.mechanisms.is_empty() || self.mechanisms.contains(&m)
+    }
+
+    fn device_error(&self, e: impl std::fmt::Display) -> SignError {
+        SignError::Device {
+            key: self.uri.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn run(&self, mechanism: &Mechanism, data: &[u8]) -> Result<Vec<u8>, SignError> {
+        let s = self.session.session();
+        if !self.key.always_authenticate {
+            return s
+                .sign(mechanism, self.key.handle, data)
+                .map_err(|e| self.device_error(describe_ck(e)));
+        }
+        // CKA_ALWAYS_AUTHENTICATE: C_SignInit, then a context-specific login, then the data.
+        let pin = self
+            .session
+            .context_pin()
+            .ok_or_else(|| self.device_error("no PIN kept for the context-specific login"))?;
+        s.sign_init(mechanism, self.key.handle)
+            .map_err(|e| self.device_error(describe_ck(e)))?;
+        s.login(UserType::ContextSpecific, Some(pin))
+            .map_err(|e| self.device_error(describe_ck(e)))?;
+        s.sign_update(data)
+            .map_err(|e| self.device_error(describe_ck(e)))?;
+        s.sign_final()
+            .map_err(|e| self.device_error(describe_ck(e)))
+    }
+}
+
+fn describe_ck(e: cryptoki::error::Error) -> String {
+    match e {
+        cryptoki::error::Error::Pkcs11(rv, f) => {
+            format!("C_{f:?} returned {}", super::ckr_name(&rv))
+        }
+        other => other.to_string(),
+    }
+}
+
+impl SigningKey for TokenKey<'_> {
+    fn public_key(&self) -> &PublicKey {
+        &self.key.public
+    }
+
+    fn name(&self) -> String {
+        self.uri.clone()
+    }
+
+    fn sign_digest(
+        &self,
+        alg: SignatureAlgorithm,
+        message: &[u8],
+        digest: &[u8],
+    ) -> Result<Vec<u8>, SignError> {
+        use crate::signer::HashAlgorithm as H;
+        let public = &self.key.public;
+        if public.algorithm().is_ec() {
+            if self.has(MechanismType::ECDSA) {
+                // ECDSA uses the leftmost bits of the digest up to the order's size; cutting
+                // here keeps tokens that limit the input length happy and changes nothing else.
+                let order_bytes = match public.algorithm() {
+                    KeyAlgorithm::EcP256 => 32,
+                    _ => 48,
+                };
+                let input = &digest[..digest.len().min(order_bytes)];
+                let raw = self.run(&Mechanism::Ecdsa, input)?;
+                return crate::signer::ecdsa_raw_to_der(&raw);
+            }
+            let combined = match alg.hash() {
+                H::Sha256 => Mechanism::EcdsaSha256,
+                H::Sha384 => Mechanism::EcdsaSha384,
+                H::Sha512 => Mechanism::EcdsaSha512,
+            };
+            let raw = self.run(&combined, message)?;
+            return crate::signer::ecdsa_raw_to_der(&raw);
+        }
+        if self.has(MechanismType::RSA_PKCS) {
+            let mut info = alg.hash().digest_info_prefix().to_vec();
+            info.extend_from_slice(digest);
+            return self.run(&Mechanism::RsaPkcs, &info);
+        }
+        let combined = match alg.hash() {
+            H::Sha256 => Mechanism::Sha256RsaPkcs,
+            H::Sha384 => Mechanism::Sha384RsaPkcs,
+            H::Sha512 => Mechanism::Sha512RsaPkcs,
+        };
+        self.run(&combined, message)
+    }
+}

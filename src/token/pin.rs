@@ -1,0 +1,196 @@
+//! Where PINs and passwords come from: `prompt`, `env:VAR`, `file:PATH`, `fd:N`. Never argv.
+//!
+//! A secret is read once, held in a [`SecretString`] (wiped on drop, never printed by `Debug`),
+//! and handed to the FFI call. Nothing here retries.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+/// Errors of PIN sources.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// The spelling of a source is not one we know.
+    #[error(
+        "unknown PIN source {0:?}: use prompt, env:VAR, file:PATH or fd:N (a PIN is never taken as a plain argument)"
+    )]
+    BadSource(String),
+    /// `env:VAR` names a variable that is not set.
+    #[error(
+        "PIN source env:{0}: the environment variable {0} is not set; export it or use another source"
+    )]
+    EnvMissing(String),
+    /// A file or descriptor could not be read.
+    #[error("PIN source {source_name}: cannot read it: {error}")]
+    Read {
+        /// The source.
+        source_name: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The secret read is empty.
+    #[error(
+        "PIN source {0} gave an empty secret; put the PIN alone in it (a trailing newline is ignored)"
+    )]
+    Empty(String),
+    /// `prompt` was asked for but there is no terminal.
+    #[error(
+        "{what} is needed but there is no terminal to ask on; give it with --pin-source env:VAR, file:PATH or fd:N"
+    )]
+    NoTerminal {
+        /// What was asked for (e.g. "the user PIN of token JS7 Root").
+        what: String,
+    },
+    /// `pin-value` was found in an URI without `--allow-pin-value`.
+    #[error(
+        "the key URI carries a pin-value; PINs in URIs end up in shell history and process lists, so hsmsign refuses it unless you pass --allow-pin-value. Prefer ?pin-source=file:PATH"
+    )]
+    PinValueRefused,
+}
+
+/// Asks the person at the terminal for a secret; handed down by the CLI.
+pub type Prompter<'a> = &'a dyn Fn(&str) -> Result<SecretString, PinError>;
+
+/// Where a secret comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PinSource {
+    /// Ask on the terminal, without echo.
+    Prompt,
+    /// The value of an environment variable.
+    Env(String),
+    /// The whole content of a file (one trailing newline ignored).
+    File(PathBuf),
+    /// Everything readable from an inherited file descriptor.
+    Fd(u32),
+    /// A value taken from an URI's `pin-value` (only with `--allow-pin-value`).
+    Value(super::uri::PinValue),
+}
+
+impl std::fmt::Debug for PinSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl PinSource {
+    /// Parse `prompt`, `env:VAR`, `file:PATH` or `fd:N`.
+    pub fn parse(s: &str) -> Result<Self, PinError> {
+        let bad = || PinError::BadSource(s.to_string());
+        if s == "prompt" {
+            return Ok(Self::Prompt);
+        }
+        let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        match kind {
+            "env" => Ok(Self::Env(rest.to_string())),
+            "file" => Ok(Self::File(PathBuf::from(rest))),
+            "fd" => rest.parse().map(Self::Fd).map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
+
+    /// A description safe to print (never the secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Prompt => "prompt".into(),
+            Self::Env(v) => format!("env:{v}"),
+            Self::File(p) => format!("file:{}", p.display()),
+            Self::Fd(n) => format!("fd:{n}"),
+            Self::Value(_) => "pin-value in the URI".into(),
+        }
+    }
+
+    /// Read the secret. `what` says what it is for (used in the prompt and in errors).
+    pub fn read(&self, what: &str, prompter: Prompter<'_>) -> Result<SecretString, PinError> {
+        let name = self.describe();
+        let read_err = |error| PinError::Read {
+            source_name: name.clone(),
+            error,
+        };
+        let raw: Zeroizing<String> = match self {
+            Self::Prompt => return prompter(what),
+            Self::Env(var) => {
+                Zeroizing::new(std::env::var(var).map_err(|_| PinError::EnvMissing(var.clone()))?)
+            }
+            Self::File(path) => {
+                let mut buf = Zeroizing::new(String::new());
+                std::fs::File::open(path)
+                    .and_then(|mut f| f.read_to_string(&mut buf))
+                    .map_err(read_err)?;
+                buf
+            }
+            Self::Fd(n) => {
+                // /dev/fd/N reopens the inherited descriptor without any unsafe code.
+                let mut buf = Zeroizing::new(String::new());
+                std::fs::File::open(format!("/dev/fd/{n}"))
+                    .and_then(|mut f| f.read_to_string(&mut buf))
+                    .map_err(read_err)?;
+                buf
+            }
+            Self::Value(v) => v.0.clone(),
+        };
+        let trimmed = raw
+            .strip_suffix("\r\n")
+            .or_else(|| raw.strip_suffix('\n'))
+            .unwrap_or(&raw);
+        if trimmed.is_empty() {
+            return Err(PinError::Empty(name));
+        }
+        Ok(SecretString::from(trimmed.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn no_prompt(what: &str) -> Result<SecretString, PinError> {
+        Err(PinError::NoTerminal { what: what.into() })
+    }
+
+    #[test]
+    fn parse_sources() {
+        assert_eq!(PinSource::parse("prompt").unwrap(), PinSource::Prompt);
+        assert_eq!(
+            PinSource::parse("env:HSM_PIN").unwrap(),
+            PinSource::Env("HSM_PIN".into())
+        );
+        assert_eq!(PinSource::parse("fd:3").unwrap(), PinSource::Fd(3));
+        for bad in ["1234", "env:", "fd:x", "pass:1234", "file:"] {
+            assert!(PinSource::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_source_strips_one_newline_and_refuses_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pin");
+        std::fs::write(&p, "12 34\n").unwrap();
+        let pin = PinSource::File(p.clone()).read("pin", &no_prompt).unwrap();
+        assert_eq!(pin.expose_secret(), "12 34");
+        std::fs::write(&p, "\n").unwrap();
+        assert!(matches!(
+            PinSource::File(p).read("pin", &no_prompt),
+            Err(PinError::Empty(_))
+        ));
+    }
+
+    #[test]
+    fn prompt_without_terminal_is_an_error_not_a_hang() {
+        let e = PinSource::Prompt
+            .read("the user PIN of token X", &no_prompt)
+            .unwrap_err();
+        assert!(e.to_string().contains("--pin-source"), "{e}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let s = PinSource::Value(crate::token::uri::PinValue(Zeroizing::new("9999".into())));
+        assert!(!format!("{s:?}").contains("9999"));
+    }
+}

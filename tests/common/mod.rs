@@ -1,0 +1,153 @@
+//! Test support: a fresh SoftHSM2 token directory per test, and the hsmsign binary.
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The user PIN of every test token (test tokens only; never a default in the tool itself).
+pub const USER_PIN: &str = "246810";
+/// The SO PIN of every test token.
+pub const SO_PIN: &str = "13579135";
+
+/// A private SoftHSM2 configuration in a temp dir, with PIN files.
+pub struct Hsm {
+    pub dir: tempfile::TempDir,
+    pub conf: PathBuf,
+}
+
+impl Hsm {
+    /// A new, empty token directory.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir(&tokens).expect("tokens dir");
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                tokens.display()
+            ),
+        )
+        .expect("conf");
+        std::fs::write(dir.path().join("pin"), format!("{USER_PIN}\n")).expect("pin");
+        std::fs::write(dir.path().join("so-pin"), SO_PIN).expect("so pin");
+        std::fs::write(dir.path().join("wrong-pin"), "000000").expect("wrong pin");
+        Hsm { dir, conf }
+    }
+
+    /// A new token directory with one initialised token.
+    pub fn with_token(label: &str) -> Self {
+        let hsm = Self::new();
+        hsm.init_token(label);
+        hsm
+    }
+
+    pub fn init_token(&self, label: &str) {
+        let out = self.run(&[
+            "token",
+            "init",
+            "--label",
+            label,
+            "--so-pin-source",
+            &format!("file:{}", self.path("so-pin").display()),
+        ]);
+        assert!(out.status.success(), "token init: {}", stderr(&out));
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The binary with this token directory and the test PIN file selected.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hsmsign"));
+        c.env("SOFTHSM2_CONF", &self.conf)
+            .env_remove("HSMSIGN_MODULE")
+            .env_remove("HSMSIGN_STATE")
+            .env(
+                "HSMSIGN_PIN_SOURCE",
+                format!("file:{}", self.path("pin").display()),
+            )
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run hsmsign")
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "hsmsign {args:?} failed ({:?}): {}",
+            out.status.code(),
+            stderr(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run with --json and parse stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let s = self.ok(&all);
+        serde_json::from_str(&s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+    }
+
+    /// Run another tool (pkcs11-tool, openssl, ...) in the test directory with this token
+    /// directory selected; returns (success, stdout+stderr).
+    pub fn tool(&self, program: &str, args: &[&str]) -> (bool, String) {
+        let out = Command::new(program)
+            .args(args)
+            .env("SOFTHSM2_CONF", &self.conf)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{program} not runnable: {e}"));
+        (
+            out.status.success(),
+            format!("{}{}", stdout(&out), stderr(&out)),
+        )
+    }
+
+    /// Generate a key and return its canonical URI.
+    pub fn key(&self, token: &str, label: &str, alg: &str) -> String {
+        let v = self.json(&[
+            "key",
+            "generate",
+            "--key",
+            &format!("pkcs11:token={};object={label}", token.replace(' ', "%20")),
+            "--algorithm",
+            alg,
+        ]);
+        v["key"]["uri"].as_str().expect("uri").to_string()
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run a tool (openssl, pkcs11-tool, ...) and return (success, stdout+stderr).
+pub fn tool(program: &str, args: &[&str], dir: &Path) -> (bool, String) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} not runnable: {e}"));
+    (
+        out.status.success(),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    )
+}
+
+pub fn softhsm_module() -> &'static str {
+    "/usr/lib/softhsm/libsofthsm2.so"
+}
