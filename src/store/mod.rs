@@ -189,7 +189,7 @@ pub enum StoreError {
         reason: String,
     },
     /// No CA of that name.
-    #[error("no CA named {name:?} in this state directory; `hsmsign ca list` shows the CAs")]
+    #[error("no CA named {name:?} in this state directory; `hsmsign ca show` lists the CAs")]
     UnknownCa {
         /// The name.
         name: String,

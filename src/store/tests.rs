@@ -1065,3 +1065,31 @@ fn killed_writers_leave_a_consistent_state() {
         previous = rows;
     }
 }
+
+#[test]
+fn recorded_rows_cannot_be_edited_or_deleted_with_plain_sql() {
+    let f = tamper_fixture();
+    let raw = f.raw();
+    for sql in [
+        "UPDATE audit SET operator_user = 'mallory' WHERE seq = 3",
+        "DELETE FROM audit WHERE seq = 8",
+        "UPDATE certificates SET subject = 'CN=evil'",
+        "DELETE FROM certificates",
+        "UPDATE cas SET key_uri = 'pkcs11:object=evil'",
+        "DELETE FROM cas",
+    ] {
+        let err = raw.execute(sql, []).unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    // A row that points at no audit record is refused by the foreign key.
+    raw.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    let err = raw
+        .execute(
+            "INSERT INTO revocations (serial, revoked_at, reason, audit_seq) \
+             SELECT serial, created_at, 1, 999 FROM certificates LIMIT 1",
+            [],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    assert!(f.store.verify_audit().unwrap().is_ok());
+}
