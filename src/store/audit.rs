@@ -43,6 +43,8 @@ pub struct AnchorInfo {
     pub ca_fingerprint: String,
     /// The last record it covers.
     pub head_seq: u64,
+    /// That record's hash: with `head_seq`, what to keep outside (see [`Store::verify_audit_with`]).
+    pub head_hash: String,
     /// When it was made (UTC, RFC 3339).
     pub time: String,
 }
@@ -692,6 +694,7 @@ impl Store {
             ca: ca.to_owned(),
             ca_fingerprint: record.fingerprint,
             head_seq,
+            head_hash: head_hash.to_owned(),
             time: time.to_owned(),
         })
     }

@@ -20,19 +20,23 @@
 //! reports the first record that is missing (a gap in `seq`), edited (its hash does not match its
 //! fields) or out of place (its `prev_hash` does not match its predecessor).
 //!
-//! Someone who can write the database file can rewrite the whole chain with fresh hashes; the
-//! chain alone only detects edits by someone who did not recompute it. [`Store::anchor_head`]
-//! closes that gap up to a point: it signs the head (seq, hash, time) with a CA key on the
-//! token and appends the signature as a record. Records up to an anchored head cannot be edited,
-//! removed or reordered without breaking a signature the attacker cannot make. What is NOT
-//! protected:
+//! # What the anchors add
 //!
+//! Someone who can write the database file can rewrite the whole chain with fresh hashes; the
+//! chain alone only detects changes by someone who did not recompute it. [`Store::anchor_head`]
+//! adds signatures: it signs the head (seq, hash, time) with a CA key that never leaves the
+//! token and appends the signature as a record. An anchor cannot be forged, so a rewrite that
+//! keeps an anchor must leave every record up to its head unchanged. What is NOT protected:
+//!
+//! - an attacker can drop anchor records along with the rest and rehash everything; inside
+//!   the database that only looks like a log with fewer anchors. An anchor protects once its
+//!   head is known elsewhere: keep the anchored head ([`AnchorInfo::head_seq`] and
+//!   [`AnchorInfo::head_hash`], or [`Store::audit_head`]) outside the state directory and pass it
+//!   to [`Store::verify_audit_with`], which then detects any rewrite or truncation up to it;
 //! - records after the last anchor (including the anchor record itself) can be rewritten
 //!   wholesale; `verify_audit` reports them as not yet anchored;
-//! - truncation after the last anchor (deleting the newest records, or the newest anchor and
-//!   everything after it) leaves a valid shorter chain and is not detectable without an
-//!   external copy of a later head: keep the head `audit verify` prints (or the anchor record)
-//!   elsewhere and pass it to [`Store::verify_audit_with`];
+//! - truncation (deleting the newest records, or the newest anchor and everything after it)
+//!   leaves a valid shorter chain and is not detectable without such an external copy;
 //! - the anchor check trusts the CA certificate stored in the database: compare its fingerprint
 //!   (in the report) with the one you published;
 //! - deleting the whole state directory, or replacing it with an older copy, is not detectable

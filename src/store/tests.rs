@@ -546,6 +546,13 @@ fn anchors_sign_the_head_with_the_ca_key() {
     assert_eq!(report.anchored_through(), anchor.seq - 1);
     assert_eq!(report.not_yet_anchored(), Some(anchor.seq..=anchor.seq + 1));
     assert_eq!(report.anchors[0].ca_fingerprint, ca.fingerprint);
+    assert_eq!(report.anchors[0].head_hash, anchor.prev_hash);
+    // The anchored head, kept outside, verifies.
+    let kept = AuditHead {
+        seq: report.anchors[0].head_seq,
+        hash: report.anchors[0].head_hash.clone(),
+    };
+    assert!(f.store.verify_audit_with(Some(&kept)).unwrap().is_ok());
 }
 
 fn audit_sig(record: &AuditRecord) -> Vec<u8> {
@@ -712,6 +719,32 @@ fn a_rewritten_chain_before_an_anchor_breaks_the_anchor() {
         }
         other => panic!("{other:?}"),
     }
+    // Dropping the anchor altogether and rehashing leaves a valid-looking log without anchors
+    // (documented limit); the anchored head kept outside shows the rewrite.
+    let kept = AuditHead {
+        seq: 8,
+        hash: anchor.prev_hash.clone(),
+    };
+    raw.execute("DELETE FROM audit WHERE seq = 9", []).unwrap();
+    let report = f.store.verify_audit().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problem);
+    assert!(report.anchors.is_empty());
+    let report = f.store.verify_audit_with(Some(&kept)).unwrap();
+    assert_eq!(
+        report.problem,
+        Some(AuditProblem::KnownHeadDiffers { seq: 8 })
+    );
+}
+
+#[test]
+fn store_errors_can_travel_in_anyhow() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    fn send<T: Send + 'static>() {}
+    send_sync::<StoreError>();
+    // One connection per handle: a Store moves to another thread, each thread opens its own.
+    send::<Store>();
+    let e: anyhow::Error = StoreError::UnknownCa { name: "x".into() }.into();
+    assert!(e.to_string().contains("ca show"));
 }
 
 #[test]

@@ -59,7 +59,8 @@ impl Serial {
         &self.0
     }
 
-    /// The minimal big-endian unsigned bytes of the value.
+    /// The minimal big-endian unsigned bytes of the value (a DER INTEGER needs a leading 0x00
+    /// when the first byte's high bit is set).
     pub fn to_be_bytes(&self) -> Vec<u8> {
         let padded = if !self.0.len().is_multiple_of(2) {
             format!("0{}", self.0)
