@@ -3,12 +3,13 @@
 //!
 //! Layers, top to bottom (arrows point down only):
 //! the binary's CLI -> use cases (CA, certificate issuance, JS7 archives) -> X.509 building and
-//! [`signer`] -> [`token`], with the state store beside them. Nothing in this library prints to the terminal or reads a
+//! [`signer`] -> [`token`], with [`store`] beside them. Nothing in this library prints to the terminal or reads a
 //! prompt except through what the CLI hands it (a PIN source, a progress callback).
 
 pub mod archive;
 pub mod attest;
 pub mod output;
 pub mod signer;
+pub mod store;
 pub mod token;
 pub mod x509;
