@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use hsmsign::signer::KeyAlgorithm;
+use hsmsign::store::AuditEntry;
 use hsmsign::token::{Pkcs11Uri, TokenError};
 use serde_json::json;
 
@@ -74,12 +75,22 @@ pub fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
             })?;
             let uri = ctx.uri(&key)?;
             let label = label_of(&uri)?;
+            let store = ctx.store()?;
             let module = ctx.module(Some(&uri))?;
-            let session = ctx.login(&module, &uri.token_part_with_pin(&uri))?;
+            let session =
+                ctx.login_audited(&module, &uri.token_part_with_pin(&uri), store.as_ref())?;
             let info = session.generate_key(&label, alg, uri.id.as_deref())?;
             let public = session
                 .find_key(&Pkcs11Uri::parse(&info.uri).map_err(TokenError::from)?)?
                 .public;
+            if let Some(store) = &store {
+                store.record(
+                    AuditEntry::new("key.generate", ctx.operator(Some(&session.token().label)))
+                        .param("key", info.uri.clone())
+                        .param("algorithm", info.algorithm.clone())
+                        .output("public key", public.spki_der()),
+                )?;
+            }
             ctx.emit(
                 format!(
                     "Generated {} key {:?} on token {:?}; it can never leave the token.\n{}\n{}",
@@ -169,9 +180,20 @@ pub fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
                     reason: e.to_string(),
                 }
             })?);
+            let store = ctx.store()?;
             let module = ctx.module(Some(&uri))?;
-            let session = ctx.login(&module, &uri.token_part_with_pin(&uri))?;
+            let session =
+                ctx.login_audited(&module, &uri.token_part_with_pin(&uri), store.as_ref())?;
             let info = session.import_key(&label, &pem, &from)?;
+            if let Some(store) = &store {
+                store.record(
+                    AuditEntry::new("key.import", ctx.operator(Some(&session.token().label)))
+                        .param("key", info.uri.clone())
+                        .param("algorithm", info.algorithm.clone())
+                        .param("from", from.display().to_string())
+                        .param("provenance", "imported, not generated on token"),
+                )?;
+            }
             ctx.emit(
                 format!(
                     "Imported {} key {:?} into token {:?} as sensitive and non-extractable.\n{}\nNote: `key inspect` reports it as imported, not generated on the token. Destroy {} securely once the migration is checked.",

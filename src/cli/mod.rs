@@ -4,14 +4,19 @@
 //! document). Errors go to stderr. Exit status: 0 success, 1 failure, 2 usage, 3 a verification
 //! found a bad or missing signature.
 
+mod archive;
 mod attest;
+mod audit;
 mod key;
+mod progress;
 mod token;
 
 use std::fmt::Display;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use hsmsign::store::{AuditEntry, Operator, Store};
 use hsmsign::token::{Module, PinError, PinSource, Pkcs11Uri, TokenError, TokenSession};
 use secrecy::SecretString;
 
@@ -48,6 +53,12 @@ pub enum Command {
     /// Keys on a token: generate, list, inspect, public, import.
     #[command(subcommand)]
     Key(key::KeyCmd),
+    /// JS7 deployment archives: sign with an operator's token key, verify as a Controller would.
+    #[command(subcommand)]
+    Archive(archive::ArchiveCmd),
+    /// The audit log of the state directory: show, verify, anchor.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// YubiKey PIV attestations: verify one brought from elsewhere.
     #[command(subcommand)]
     Attest(attest::AttestCmd),
@@ -76,6 +87,8 @@ pub type CmdResult = Result<(), Failure>;
 pub struct Ctx {
     /// The global options.
     pub module: Option<PathBuf>,
+    /// `--state`.
+    pub state: Option<PathBuf>,
     /// `--json`.
     pub json: bool,
     /// `--pin-source`.
@@ -98,6 +111,79 @@ impl Ctx {
             );
         } else {
             println!("{human}");
+        }
+    }
+
+    /// A warning for the operator (stderr, always).
+    pub fn warn(&self, text: impl Display) {
+        eprintln!("warning: {text}");
+    }
+
+    /// The state store, when `--state` / `HSMSIGN_STATE` is given.
+    pub fn store(&self) -> Result<Option<Store>, Failure> {
+        match &self.state {
+            Some(dir) => Ok(Some(Store::open(dir)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The state store, required.
+    pub fn require_store(&self) -> Result<Store, Failure> {
+        self.store()?.ok_or_else(|| {
+            Failure::Usage(
+                "this command needs the CA state directory: pass --state DIR or set HSMSIGN_STATE"
+                    .into(),
+            )
+        })
+    }
+
+    /// Who is acting: the OS user, and the token when one is used.
+    pub fn operator(&self, token: Option<&str>) -> Operator {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| {
+                std::fs::read_to_string("/proc/self/status")
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("Uid:"))
+                            .and_then(|l| l.split_whitespace().nth(1).map(|u| format!("uid {u}")))
+                    })
+                    .unwrap_or_else(|| "unknown".into())
+            });
+        let op = Operator::new(user);
+        match token {
+            Some(t) => op.with_token(t),
+            None => op,
+        }
+    }
+
+    /// Log in, and record a failed login in the audit log when there is a store.
+    pub fn login_audited(
+        &self,
+        module: &Module,
+        uri: &Pkcs11Uri,
+        store: Option<&Store>,
+    ) -> Result<TokenSession, Failure> {
+        match self.login(module, uri) {
+            Ok(s) => Ok(s),
+            Err(Failure::Failed(e)) => {
+                if let (Some(store), Some(te)) = (store, e.downcast_ref::<TokenError>())
+                    && matches!(
+                        te,
+                        TokenError::PinIncorrect { .. } | TokenError::PinLocked(_)
+                    )
+                {
+                    let entry = AuditEntry::new("login", self.operator(uri.token.as_deref()))
+                        .param("token", uri.token_part().to_string())
+                        .failed(te.to_string());
+                    if let Err(audit) = store.record(entry) {
+                        self.warn(format!("the failed login could not be audited: {audit}"));
+                    }
+                }
+                Err(Failure::Failed(e))
+            }
+            Err(other) => Err(other),
         }
     }
 
@@ -163,10 +249,36 @@ pub fn prompt(what: &str) -> Result<SecretString, PinError> {
         })
 }
 
+/// Read one certificate from a PEM or DER file.
+pub fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read certificate file {}", path.display()))?;
+    let der = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains("-----BEGIN") => {
+            let start = text.find("-----BEGIN").unwrap_or(0);
+            let (label, der) = der::pem::decode_vec(text[start..].trim().as_bytes())
+                .with_context(|| format!("{} is not valid PEM", path.display()))?;
+            if label != "CERTIFICATE" {
+                return Err(Failure::Failed(anyhow::anyhow!(
+                    "{} holds a {label} PEM block, not a CERTIFICATE",
+                    path.display()
+                )));
+            }
+            der
+        }
+        _ => bytes,
+    };
+    use der::Decode;
+    x509_cert::Certificate::from_der(&der)
+        .with_context(|| format!("{} is not an X.509 certificate", path.display()))?;
+    Ok(der)
+}
+
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> CmdResult {
     let ctx = Ctx {
         module: cli.module,
+        state: cli.state,
         json: cli.json,
         pin_source: cli.pin_source,
         allow_pin_value: cli.allow_pin_value,
@@ -175,5 +287,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Token(c) => token::run(&ctx, c),
         Command::Key(c) => key::run(&ctx, c),
         Command::Attest(c) => attest::run(&ctx, c),
+        Command::Archive(c) => archive::run(&ctx, c),
+        Command::Audit(c) => audit::run(&ctx, c),
     }
 }

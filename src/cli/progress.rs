@@ -30,7 +30,11 @@ impl Progress {
             return;
         }
         let now = Instant::now();
-        if done < total && self.last.is_some_and(|l| now - l < Duration::from_millis(100)) {
+        if done < total
+            && self
+                .last
+                .is_some_and(|l| now - l < Duration::from_millis(100))
+        {
             return;
         }
         self.last = Some(now);
