@@ -67,13 +67,14 @@ use der::{Decode, Encode};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
+pub use crate::x509::{RevocationReason, Serial};
 pub use audit::{AnchorInfo, AuditHead, AuditProblem, AuditReport};
 pub use types::{
     AuditEntry, AuditRecord, CaRecord, CertificateRecord, NewCa, NewCertificate, Operator, Outcome,
-    Revocation, RevocationReason, Serial,
+    Revocation,
 };
 
-use types::{format_time, parse_time, sha256_hex};
+use types::{format_time, parse_time, serial_key, sha256_hex};
 
 /// The database file's name inside the state directory.
 pub const DB_FILE: &str = "hsmsign.db";
@@ -181,16 +182,6 @@ pub enum StoreError {
     SerialTaken {
         /// The serial.
         serial: Serial,
-    },
-    /// A serial number that is not a positive hex integer of at most 20 octets.
-    #[error(
-        "invalid serial number {serial:?}: {reason}; give it in hex as `openssl x509 -serial` prints it"
-    )]
-    InvalidSerial {
-        /// What was given.
-        serial: String,
-        /// Why it is refused.
-        reason: String,
     },
     /// No CA of that name.
     #[error("no CA named {name:?} in this state directory; `hsmsign ca show` lists the CAs")]
@@ -643,7 +634,7 @@ impl Change<'_> {
                     ca.key_uri,
                     ca.certificate_der,
                     facts.subject,
-                    facts.serial.as_str(),
+                    serial_key(&facts.serial),
                     format_time(facts.not_before)?,
                     format_time(facts.not_after)?,
                     facts.fingerprint,
@@ -699,7 +690,7 @@ impl Change<'_> {
                  not_after, fingerprint, der, created_at, audit_seq) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 params![
-                    facts.serial.as_str(),
+                    serial_key(&facts.serial),
                     cert.issuer,
                     facts.subject,
                     sans,
@@ -746,7 +737,7 @@ impl Change<'_> {
         self.tx
             .execute(
                 "INSERT INTO revocations (serial, revoked_at, reason, audit_seq) VALUES (?1, ?2, ?3, ?4)",
-                params![serial.as_str(), at, reason.code(), seq_sql(self.seq)],
+                params![serial_key(serial), at, reason.code(), seq_sql(self.seq)],
             )
             .map_err(self.store.sql("recording a revocation"))?;
         self.note_row("revocations")?;
@@ -856,14 +847,12 @@ impl CertFacts {
         let cert = x509_cert::Certificate::from_der(der).map_err(|e| bad(e.to_string()))?;
         let tbs = cert.tbs_certificate();
         let time = |t: x509_cert::time::Time| {
-            i64::try_from(t.to_unix_duration().as_secs())
-                .ok()
-                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-                .ok_or_else(|| bad("validity time out of range".into()))
+            crate::x509::from_x509_time(&t).map_err(|_| bad("validity time out of range".into()))
         };
         let name_der = |n: &x509_cert::name::Name| n.to_der().map_err(|e| bad(e.to_string()));
         Ok(Self {
-            serial: Serial::from_be_bytes(tbs.serial_number().as_bytes())?,
+            serial: Serial::from_der_integer(tbs.serial_number().as_bytes())
+                .map_err(|e| bad(e.to_string()))?,
             subject: tbs.subject().to_string(),
             subject_der: name_der(tbs.subject())?,
             issuer: tbs.issuer().to_string(),
@@ -1118,7 +1107,7 @@ fn serial_exists(conn: &Connection, serial: &Serial) -> rusqlite::Result<bool> {
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM certificates WHERE serial = ?1) \
              OR EXISTS (SELECT 1 FROM cas WHERE serial = ?1)",
-        [serial.as_str()],
+        [serial_key(serial)],
         |r| r.get(0),
     )
 }
@@ -1203,7 +1192,7 @@ fn read_certificates(
          created_at, audit_seq FROM certificates \
          WHERE (?1 IS NULL OR serial = ?1) AND (?2 IS NULL OR issuer = ?2) ORDER BY rowid",
     )?;
-    stmt.query_map(params![serial.map(Serial::as_str), issuer], |row| {
+    stmt.query_map(params![serial.map(serial_key), issuer], |row| {
         let sans: String = row.get(3)?;
         Ok(CertificateRecord {
             serial: serial_column(row, 0)?,
@@ -1232,7 +1221,7 @@ fn read_revocations(
          JOIN certificates c ON c.serial = r.serial \
          WHERE (?1 IS NULL OR r.serial = ?1) AND (?2 IS NULL OR c.issuer = ?2) ORDER BY r.serial",
     )?;
-    stmt.query_map(params![serial.map(Serial::as_str), ca], |row| {
+    stmt.query_map(params![serial.map(serial_key), ca], |row| {
         let code: i64 = row.get(2)?;
         Ok(Revocation {
             serial: serial_column(row, 0)?,

@@ -1,173 +1,13 @@
 //! Values that go into and come out of the store.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use sha2::Digest;
 use time::OffsetDateTime;
 
 use super::StoreError;
 use crate::signer::hex;
-
-/// A certificate serial number: a positive integer of at most 20 octets (RFC 5280 4.1.2.2),
-/// kept as lower-case hex without leading zeros. One serial names one certificate in the
-/// whole database, whatever its issuer.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(transparent)]
-pub struct Serial(String);
-
-impl Serial {
-    /// Parse a serial as `openssl x509 -serial` prints it: hex, any case, with or without
-    /// colons, leading zeros ignored.
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
-        let invalid = |reason: &str| StoreError::InvalidSerial {
-            serial: text.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let digits: String = text
-            .trim()
-            .chars()
-            .filter(|c| *c != ':')
-            .map(|c| c.to_ascii_lowercase())
-            .collect();
-        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(invalid("not a hexadecimal number"));
-        }
-        let digits = digits.trim_start_matches('0');
-        if digits.is_empty() {
-            return Err(invalid("serial numbers must be positive"));
-        }
-        if digits.len() > 40 {
-            return Err(invalid("longer than 20 octets"));
-        }
-        Ok(Self(digits.to_owned()))
-    }
-
-    /// The serial of the big-endian unsigned integer `bytes` (as a DER INTEGER's contents).
-    pub fn from_be_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
-        if bytes.first().is_some_and(|b| b & 0x80 != 0) {
-            return Err(StoreError::InvalidSerial {
-                serial: hex(bytes),
-                reason: "negative".into(),
-            });
-        }
-        Self::parse(&hex(bytes))
-    }
-
-    /// Lower-case hex without leading zeros.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The minimal big-endian unsigned bytes of the value (a DER INTEGER needs a leading 0x00
-    /// when the first byte's high bit is set).
-    pub fn to_be_bytes(&self) -> Vec<u8> {
-        let padded = if !self.0.len().is_multiple_of(2) {
-            format!("0{}", self.0)
-        } else {
-            self.0.clone()
-        };
-        padded
-            .as_bytes()
-            .chunks(2)
-            .map(|pair| {
-                let digit = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-                digit(pair[0]) << 4 | digit(pair[1])
-            })
-            .collect()
-    }
-}
-
-impl fmt::Display for Serial {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Why a certificate was revoked: the RFC 5280 5.3.1 `CRLReason` codes hsmsign issues.
-/// `certificateHold` and `removeFromCRL` are left out on purpose: a revocation is final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RevocationReason {
-    /// unspecified (0).
-    Unspecified,
-    /// keyCompromise (1).
-    KeyCompromise,
-    /// cACompromise (2).
-    #[serde(rename = "cACompromise")]
-    CaCompromise,
-    /// affiliationChanged (3).
-    AffiliationChanged,
-    /// superseded (4).
-    Superseded,
-    /// cessationOfOperation (5).
-    CessationOfOperation,
-    /// privilegeWithdrawn (9).
-    PrivilegeWithdrawn,
-    /// aACompromise (10).
-    #[serde(rename = "aACompromise")]
-    AaCompromise,
-}
-
-impl RevocationReason {
-    /// Every reason, in code order.
-    pub const ALL: [RevocationReason; 8] = [
-        Self::Unspecified,
-        Self::KeyCompromise,
-        Self::CaCompromise,
-        Self::AffiliationChanged,
-        Self::Superseded,
-        Self::CessationOfOperation,
-        Self::PrivilegeWithdrawn,
-        Self::AaCompromise,
-    ];
-
-    /// The RFC 5280 code.
-    pub fn code(self) -> u8 {
-        match self {
-            Self::Unspecified => 0,
-            Self::KeyCompromise => 1,
-            Self::CaCompromise => 2,
-            Self::AffiliationChanged => 3,
-            Self::Superseded => 4,
-            Self::CessationOfOperation => 5,
-            Self::PrivilegeWithdrawn => 9,
-            Self::AaCompromise => 10,
-        }
-    }
-
-    /// The reason with RFC 5280 code `code`, if hsmsign issues it.
-    pub fn from_code(code: i64) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| i64::from(r.code()) == code)
-    }
-
-    /// The RFC 5280 name, e.g. `keyCompromise`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Unspecified => "unspecified",
-            Self::KeyCompromise => "keyCompromise",
-            Self::CaCompromise => "cACompromise",
-            Self::AffiliationChanged => "affiliationChanged",
-            Self::Superseded => "superseded",
-            Self::CessationOfOperation => "cessationOfOperation",
-            Self::PrivilegeWithdrawn => "privilegeWithdrawn",
-            Self::AaCompromise => "aACompromise",
-        }
-    }
-
-    /// Parse an RFC 5280 name (case-insensitive), as `cert revoke --reason` takes it.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.name().eq_ignore_ascii_case(name))
-    }
-}
-
-impl fmt::Display for RevocationReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::x509::{RevocationReason, Serial};
 
 /// Who did something: the OS user and, when a token was logged in to, its label.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -411,15 +251,19 @@ pub(crate) fn format_time(t: OffsetDateTime) -> Result<String, StoreError> {
             reason: format!("year {} is outside 0000-9999", t.year()),
         });
     }
-    Ok(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    ))
+    Ok(format!("{}Z", crate::x509::utc_date_time(t, 'T')))
+}
+
+/// How the database writes a serial (the `serial` columns and the audit records' row keys):
+/// lower-case hex without leading zeros, e.g. `a0b` for 0x0a0b. Existing databases and audit
+/// hashes depend on this exact text. One serial names one certificate in the whole database,
+/// whatever its issuer.
+pub(crate) fn serial_key(serial: &Serial) -> String {
+    let hex = serial.to_hex();
+    match hex.strip_prefix('0') {
+        Some(rest) => rest.to_owned(),
+        None => hex,
+    }
 }
 
 /// Parse the form [`format_time`] writes.

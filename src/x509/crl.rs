@@ -16,7 +16,7 @@ use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber, CrlReason};
 use x509_cert::time::Time;
 
-use super::build::{CaCertificate, IssueError, Serial};
+use super::build::{CaCertificate, IssueError, Serial, encoding};
 use super::{
     SignedRaw, assemble_signed, format_time, from_x509_time, parse_signature_algorithm,
     signature_algorithm_identifier, to_x509_time, whole_seconds,
@@ -30,15 +30,18 @@ const OID_AUTHORITY_KEY_ID: &str = "2.5.29.35";
 /// OID of id-ce-cRLReasons.
 const OID_CRL_REASON: &str = "2.5.29.21";
 
-/// Why a certificate was revoked (RFC 5280 5.3.1; `removeFromCRL` belongs to delta CRLs,
-/// which hsmsign does not make).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Why a certificate was revoked: the RFC 5280 5.3.1 `CRLReason` codes hsmsign issues.
+/// A revocation is final here, so `certificateHold` (6, which would be lifted later) is not
+/// offered, and neither is `removeFromCRL` (8, which only delta CRLs use to lift a hold).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum RevocationReason {
     /// unspecified (0): written as no reasonCode at all.
     Unspecified,
     /// keyCompromise (1).
     KeyCompromise,
     /// cACompromise (2).
+    #[serde(rename = "cACompromise")]
     CaCompromise,
     /// affiliationChanged (3).
     AffiliationChanged,
@@ -46,24 +49,22 @@ pub enum RevocationReason {
     Superseded,
     /// cessationOfOperation (5).
     CessationOfOperation,
-    /// certificateHold (6).
-    CertificateHold,
     /// privilegeWithdrawn (9).
     PrivilegeWithdrawn,
     /// aACompromise (10).
+    #[serde(rename = "aACompromise")]
     AaCompromise,
 }
 
 impl RevocationReason {
-    /// Every reason.
-    pub const ALL: [RevocationReason; 9] = [
+    /// Every reason, in code order.
+    pub const ALL: [RevocationReason; 8] = [
         Self::Unspecified,
         Self::KeyCompromise,
         Self::CaCompromise,
         Self::AffiliationChanged,
         Self::Superseded,
         Self::CessationOfOperation,
-        Self::CertificateHold,
         Self::PrivilegeWithdrawn,
         Self::AaCompromise,
     ];
@@ -77,7 +78,6 @@ impl RevocationReason {
             Self::AffiliationChanged => "affiliationChanged",
             Self::Superseded => "superseded",
             Self::CessationOfOperation => "cessationOfOperation",
-            Self::CertificateHold => "certificateHold",
             Self::PrivilegeWithdrawn => "privilegeWithdrawn",
             Self::AaCompromise => "aACompromise",
         }
@@ -92,14 +92,18 @@ impl RevocationReason {
             Self::AffiliationChanged => 3,
             Self::Superseded => 4,
             Self::CessationOfOperation => 5,
-            Self::CertificateHold => 6,
             Self::PrivilegeWithdrawn => 9,
             Self::AaCompromise => 10,
         }
     }
 
+    /// The reason with reasonCode `code`, if hsmsign issues it.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| i64::from(r.code()) == code)
+    }
+
     /// Parse a name (case-insensitive, `-` and `_` ignored: `key-compromise` works) or a
-    /// reasonCode number.
+    /// reasonCode number, as `cert revoke --reason` takes it.
     pub fn parse(s: &str) -> Result<Self, IssueError> {
         let norm: String = s
             .trim()
@@ -112,7 +116,8 @@ impl RevocationReason {
             .find(|r| r.name().to_ascii_lowercase() == norm || r.code().to_string() == norm)
             .ok_or_else(|| {
                 IssueError::Crl(format!(
-                    "unknown revocation reason `{s}`: use one of {}",
+                    "unknown revocation reason `{s}`: use one of {} (a revocation is final, so \
+                     certificateHold is not offered)",
                     Self::ALL.map(|r| r.name()).join(", ")
                 ))
             })
@@ -126,7 +131,6 @@ impl RevocationReason {
             Self::AffiliationChanged => CrlReason::AffiliationChanged,
             Self::Superseded => CrlReason::Superseded,
             Self::CessationOfOperation => CrlReason::CessationOfOperation,
-            Self::CertificateHold => CrlReason::CertificateHold,
             Self::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
             Self::AaCompromise => CrlReason::AaCompromise,
         }
@@ -181,13 +185,6 @@ struct TbsCrlOut<'a> {
     revoked: Option<Vec<RevokedOut>>,
     #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
     extensions: Option<Vec<Extension>>,
-}
-
-fn encoding(what: &'static str) -> impl Fn(der::Error) -> IssueError {
-    move |e| IssueError::Encoding {
-        what,
-        reason: e.to_string(),
-    }
 }
 
 fn oid(s: &str) -> Result<der::asn1::ObjectIdentifier, IssueError> {

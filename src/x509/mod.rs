@@ -101,9 +101,15 @@ pub(crate) fn from_x509_time(t: &Time) -> Result<OffsetDateTime, der::Error> {
 
 /// Format a time for messages: `2026-11-22 10:00:00 UTC`.
 pub fn format_time(t: OffsetDateTime) -> String {
+    format!("{} UTC", utc_date_time(t, ' '))
+}
+
+/// `t` in UTC to the whole second as `YYYY-MM-DD{separator}HH:MM:SS`: the body of both the
+/// message form above and the store's RFC 3339 timestamps.
+pub(crate) fn utc_date_time(t: OffsetDateTime, separator: char) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        "{:04}-{:02}-{:02}{separator}{:02}:{:02}:{:02}",
         t.year(),
         u8::from(t.month()),
         t.day(),

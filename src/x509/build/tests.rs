@@ -573,6 +573,55 @@ fn serial_numbers_are_positive_and_bounded() {
 }
 
 #[test]
+fn serials_parse_as_openssl_prints_them() {
+    let serial = Serial::parse("00:1A:2b:03").unwrap();
+    assert_eq!(serial.to_hex(), "1a2b03");
+    assert_eq!(serial.bytes(), [0x1a, 0x2b, 0x03]);
+    assert_eq!(
+        Serial::from_der_integer(&[0x00, 0x1a, 0x2b, 0x03]).unwrap(),
+        serial
+    );
+    assert_eq!(Serial::parse("abc").unwrap().bytes(), [0x0a, 0xbc]);
+    assert_eq!(Serial::parse("0XAbC").unwrap().bytes(), [0x0a, 0xbc]);
+    assert!(Serial::parse("0").is_err());
+    assert!(Serial::parse("").is_err());
+    assert!(Serial::parse("xyz").is_err());
+    assert!(Serial::parse(&"1".repeat(41)).is_err());
+    assert!(Serial::from_der_integer(&[0x80, 1]).is_err());
+    // What openssl prints for a certificate we issued reads back as its serial.
+    let dir = tempfile::tempdir().unwrap();
+    let key = SoftKey::p256(1);
+    let issued = issue_simple(
+        "CN=Serial Root",
+        key.public_key(),
+        Profile::Root,
+        3,
+        &[],
+        None,
+        None,
+        &key,
+    );
+    let cert = write(dir.path(), "root.pem", &issued.to_pem());
+    let printed =
+        String::from_utf8(openssl(&["x509", "-in", s(&cert), "-noout", "-serial"])).unwrap();
+    let printed = printed.trim().trim_start_matches("serial=");
+    assert_eq!(Serial::parse(printed).unwrap(), issued.serial);
+    assert_eq!(printed.to_ascii_lowercase(), issued.serial.to_string());
+}
+
+#[test]
+fn serials_order_by_value() {
+    let small = Serial::parse("ff").unwrap();
+    let large = Serial::parse("01:00").unwrap();
+    assert!(small < large);
+    assert_eq!(
+        Serial::parse("0100").unwrap().cmp(&large),
+        std::cmp::Ordering::Equal
+    );
+    assert_eq!(serde_json::to_value(&large).unwrap(), "0100");
+}
+
+#[test]
 fn ca_certificates_are_checked_on_import() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -949,6 +998,26 @@ fn crls_verify_with_openssl_and_revoke() {
         RevocationReason::Superseded
     );
     assert!(RevocationReason::parse("removeFromCRL").is_err());
+}
+
+#[test]
+fn revocation_reasons_round_trip_and_holds_are_not_offered() {
+    for reason in RevocationReason::ALL {
+        assert_eq!(RevocationReason::parse(reason.name()).unwrap(), reason);
+        assert_eq!(
+            RevocationReason::from_code(reason.code().into()),
+            Some(reason)
+        );
+    }
+    // A revocation is final: no certificateHold, by name or by code.
+    assert!(RevocationReason::parse("certificateHold").is_err());
+    assert!(RevocationReason::parse("6").is_err());
+    assert_eq!(RevocationReason::from_code(6), None);
+    assert_eq!(RevocationReason::from_code(8), None);
+    assert_eq!(
+        serde_json::to_value(RevocationReason::CaCompromise).unwrap(),
+        "cACompromise"
+    );
 }
 
 /// An RSA key in memory, made by openssl (which writes RSA keys as PKCS#1 DER), to test RSA CAs (tokens hold RSA-3072/4096 CA keys).
