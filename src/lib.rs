@@ -7,6 +7,7 @@
 //! prompt except through what the CLI hands it (a PIN source, a progress callback).
 
 pub mod attest;
+pub mod bundle;
 pub mod output;
 pub mod signer;
 pub mod token;
