@@ -69,9 +69,9 @@ pub fn js7_config(cert_der: &[u8], role: Js7Role, alias: &str) -> Result<String,
 #   {dn}
 # Replace these placeholders before use, keeping the double quotes around them
 # (inside quotes write \\\" for a quote and \\\\ for a backslash):
-#   {keystore_pw}  the password of https-keystore.p12 (key and store share it)
-#   {truststore_pw}  the password of https-truststore.p12
-#   {account:<21}  {account_help}
+#   {keystore_pw:<22} the password of https-keystore.p12 (key and store share it)
+#   {truststore_pw:<22} the password of https-truststore.p12
+#   {account:<22} {account_help}
 
 # Part 1: this {name}'s config/private/private.conf
 # (https-keystore.p12 and https-truststore.p12 go into config/private/).

@@ -106,6 +106,8 @@ impl Pki {
                 &[
                     "req",
                     "-new",
+                    "-utf8",
+                    "-multivalue-rdn",
                     "-key",
                     &p(csr_key),
                     "-subj",
@@ -803,4 +805,91 @@ fn hocon_strings_are_escaped() {
         js7::hocon_string("O=A\\, B \"x\""),
         "\"O=A\\\\, B \\\"x\\\"\""
     );
+}
+
+/// The JVM's own view: `X500Principal.getName()` of the certificate, and whether our string
+/// parses to the same name (as `LdapName` and as `X500Principal`).
+const DN_CHECK_JAVA: &str = r#"
+import java.io.FileInputStream;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.cert.CertificateFactory;
+import java.security.cert.X509Certificate;
+import javax.naming.ldap.LdapName;
+import javax.security.auth.x500.X500Principal;
+
+public class DnCheck {
+    public static void main(String[] args) throws Exception {
+        PrintStream out = new PrintStream(System.out, true, "UTF-8");
+        X509Certificate cert = (X509Certificate) CertificateFactory.getInstance("X.509")
+            .generateCertificate(new FileInputStream(args[0]));
+        String ours = Files.readString(Path.of(args[1]));
+        X500Principal subject = cert.getSubjectX500Principal();
+        out.println(subject.getName());
+        out.println(new LdapName(subject.getName()).equals(new LdapName(ours)));
+        out.println(new X500Principal(ours).equals(subject));
+    }
+}
+"#;
+
+#[test]
+fn dn_is_the_one_the_jvm_prints_even_for_unusual_names() {
+    let pki = Pki::new(
+        "/C=DE/ST=Berlin/O=SOS\\, GmbH/OU=IT+OU=Ops/CN=J\u{fc}rgen #1 /emailAddress=ops@example.de",
+    );
+    let ours = subject_dn_rfc2253(&pki.read("leaf.der")).unwrap();
+    let java = pki.write("DnCheck.java", DN_CHECK_JAVA.as_bytes());
+    let ours_file = pki.write("ours.txt", ours.as_bytes());
+    let out = ok("java", &[&java, &pki.arg("leaf.pem"), &ours_file]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(
+        rdns(&ours),
+        rdns(lines[0]),
+        "ours: {ours}\nJVM:  {}",
+        lines[0]
+    );
+    assert_eq!(lines[1], "true", "LdapName differs: {ours}");
+    assert_eq!(lines[2], "true", "X500Principal differs: {ours}");
+    assert!(ours.starts_with("1.2.840.113549.1.9.1=#16"), "{ours}");
+}
+
+/// What JS7 does with a key bundle: the JVM loads it, decrypts the key with the password and
+/// signs with it; the signature must verify with the entry's certificate.
+const KEY_CHECK_JAVA: &str = r#"
+import java.io.FileInputStream;
+import java.security.KeyStore;
+import java.security.PrivateKey;
+import java.security.Signature;
+import java.security.cert.Certificate;
+
+public class KeyCheck {
+    public static void main(String[] args) throws Exception {
+        char[] password = args[1].toCharArray();
+        KeyStore ks = KeyStore.getInstance("PKCS12");
+        try (FileInputStream in = new FileInputStream(args[0])) {
+            ks.load(in, password);
+        }
+        PrivateKey key = (PrivateKey) ks.getKey(args[2], password);
+        Certificate[] chain = ks.getCertificateChain(args[2]);
+        Signature signer = Signature.getInstance("SHA256withECDSA");
+        signer.initSign(key);
+        signer.update("JS7".getBytes("UTF-8"));
+        byte[] signature = signer.sign();
+        Signature verifier = Signature.getInstance("SHA256withECDSA");
+        verifier.initVerify(chain[0].getPublicKey());
+        verifier.update("JS7".getBytes("UTF-8"));
+        System.out.println("chain " + chain.length + " verified " + verifier.verify(signature));
+    }
+}
+"#;
+
+#[test]
+fn the_jvm_decrypts_the_key_and_signs_with_it() {
+    let pki = Pki::new("/CN=controller");
+    let file = pki.write("bundle.p12", &pki.key_bundle("https", &fast()));
+    let java = pki.write("KeyCheck.java", KEY_CHECK_JAVA.as_bytes());
+    let out = ok("java", &[&java, &file, PASSWORD, "https"]);
+    assert_eq!(out.trim(), "chain 3 verified true");
 }
