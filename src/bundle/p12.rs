@@ -37,7 +37,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::attr::{Attribute, Attributes};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::{BundleError, DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS, TrustedCert};
 
@@ -262,8 +262,11 @@ pub fn read_pkcs12(bytes: &[u8], password: &SecretString) -> Result<Pkcs12Conten
             });
         };
         let bags = SafeContents::from_der(&plain).map_err(|e| malformed(&where_, e))?;
-        for bag in bags {
-            read_bag(&bag, password, &mut contents)?;
+        for mut bag in bags {
+            let result = read_bag(&bag, password, &mut contents);
+            // An unencrypted keyBag holds the key in clear: wipe the decoder's copy.
+            bag.bag_value.zeroize();
+            result?;
         }
     }
     Ok(contents)

@@ -518,6 +518,10 @@ fn in_memory_p256_key_gives_the_same_key() {
     let (success, stdout, stderr) = keytool_list(&file, PASSWORD);
     assert!(success, "keytool failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("Certificate chain length: 1"), "{stdout}");
+    // p256 writes its own PKCS#8 form; the JVM must decrypt and use it too.
+    let java = pki.write("KeyCheck.java", KEY_CHECK_JAVA.as_bytes());
+    let out = ok("java", &[&java, &file, PASSWORD, "https"]);
+    assert_eq!(out.trim(), "chain 1 verified true");
 }
 
 #[test]
