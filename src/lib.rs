@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod attest;
+pub mod bundle;
 pub mod output;
 pub mod signer;
 pub mod store;
