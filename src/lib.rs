@@ -9,6 +9,7 @@
 pub mod archive;
 pub mod attest;
 pub mod bundle;
+pub mod ca;
 pub mod output;
 pub mod signer;
 pub mod store;

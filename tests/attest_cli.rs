@@ -1,4 +1,5 @@
 //! `hsmsign attest verify` on real YubiKey attestation chains (tests/data/yubikey-attestation).
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod common;
 

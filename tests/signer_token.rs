@@ -3,6 +3,7 @@
 //! The library reads SOFTHSM2_CONF from the environment, and setting the environment is unsafe
 //! in-process, so the signing half runs in a child process of this test binary (the ignored test
 //! `child_signs_with_the_library`) started with this test's token directory.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod common;
 

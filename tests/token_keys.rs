@@ -1,5 +1,6 @@
 //! `hsmsign token` and `hsmsign key` against a real SoftHSM2 token, checked with OpenSC's
 //! pkcs11-tool and openssl.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod common;
 

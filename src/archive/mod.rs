@@ -298,7 +298,7 @@ pub enum ArchiveError {
     },
     /// An object already has a signature and replacing was not asked for.
     #[error(
-        "{object:?} already has a signature {signature:?}; pass the replace-signatures option to sign it afresh, or remove the .sig entry"
+        "{object:?} already has a signature {signature:?}; pass --replace-signatures to sign it afresh, or remove the .sig entry"
     )]
     SignatureExists {
         /// The object.

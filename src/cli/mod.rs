@@ -7,6 +7,9 @@
 mod archive;
 mod attest;
 mod audit;
+mod bundle;
+mod ca;
+mod cert;
 mod key;
 mod progress;
 mod token;
@@ -53,6 +56,18 @@ pub enum Command {
     /// Keys on a token: generate, list, inspect, public, import.
     #[command(subcommand)]
     Key(key::KeyCmd),
+    /// Certificate Authorities in the token: root, intermediate, import, show, export.
+    #[command(subcommand)]
+    Ca(ca::CaCmd),
+    /// Certificates for JOC Cockpit, Controllers, Agents and operators.
+    #[command(subcommand)]
+    Cert(cert::CertCmd),
+    /// CA bundles, truststores and JS7 private.conf snippets.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCmd),
+    /// Certificate revocation lists.
+    #[command(subcommand)]
+    Crl(ca::CrlCmd),
     /// JS7 deployment archives: sign with an operator's token key, verify as a Controller would.
     #[command(subcommand)]
     Archive(archive::ArchiveCmd),
@@ -288,6 +303,10 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Key(c) => key::run(&ctx, c),
         Command::Attest(c) => attest::run(&ctx, c),
         Command::Archive(c) => archive::run(&ctx, c),
+        Command::Ca(c) => ca::run(&ctx, c),
+        Command::Cert(c) => cert::run(&ctx, c),
+        Command::Bundle(c) => bundle::run(&ctx, c),
+        Command::Crl(c) => ca::run_crl(&ctx, c),
         Command::Audit(c) => audit::run(&ctx, c),
     }
 }

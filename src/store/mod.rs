@@ -853,9 +853,10 @@ impl CertFacts {
         Ok(Self {
             serial: Serial::from_der_integer(tbs.serial_number().as_bytes())
                 .map_err(|e| bad(e.to_string()))?,
-            subject: tbs.subject().to_string(),
+            // One spelling of names in the whole tool (RFC 4514, as `ca show` prints them).
+            subject: crate::x509::dn::describe_name_der(&name_der(tbs.subject())?),
             subject_der: name_der(tbs.subject())?,
-            issuer: tbs.issuer().to_string(),
+            issuer: crate::x509::dn::describe_name_der(&name_der(tbs.issuer())?),
             issuer_der: name_der(tbs.issuer())?,
             not_before: time(tbs.validity().not_before)?,
             not_after: time(tbs.validity().not_after)?,

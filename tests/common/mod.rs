@@ -151,3 +151,103 @@ pub fn tool(program: &str, args: &[&str], dir: &Path) -> (bool, String) {
 pub fn softhsm_module() -> &'static str {
     "/usr/lib/softhsm/libsofthsm2.so"
 }
+
+/// A CA token with a P-256 root ("root") and intermediate ("issuing"), recorded in the state
+/// directory `state/` of the test dir, and the CA bundle in `bundle.pem`.
+pub struct Pki {
+    pub hsm: Hsm,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        Self::with_algorithms("ec-p256", "ec-p256")
+    }
+
+    pub fn with_algorithms(root_alg: &str, issuing_alg: &str) -> Self {
+        let hsm = Hsm::with_token("CA");
+        hsm.key("CA", "root-key", root_alg);
+        hsm.key("CA", "issuing-key", issuing_alg);
+        let pki = Pki { hsm };
+        pki.ok(&[
+            "ca",
+            "init",
+            "--name",
+            "root",
+            "--key",
+            "pkcs11:token=CA;object=root-key",
+            "--subject",
+            "CN=Test Root CA, O=SOS, C=DE",
+            "--out",
+            "root.pem",
+        ]);
+        pki.ok(&[
+            "ca",
+            "intermediate",
+            "--name",
+            "issuing",
+            "--issuer",
+            "root",
+            "--key",
+            "pkcs11:token=CA;object=issuing-key",
+            "--subject",
+            "CN=Test Issuing CA, O=SOS, C=DE",
+            "--out",
+            "issuing.pem",
+        ]);
+        pki.ok(&[
+            "ca",
+            "export",
+            "--name",
+            "issuing",
+            "--chain",
+            "--out",
+            "bundle.pem",
+        ]);
+        pki
+    }
+
+    fn with_state(&self, args: &[&str]) -> Vec<String> {
+        let mut all = vec![
+            "--state".to_string(),
+            self.hsm.path("state").display().to_string(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        all
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let all = self.with_state(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.hsm.run(&refs)
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let all = self.with_state(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.hsm.ok(&refs)
+    }
+
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let all = self.with_state(args);
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        self.hsm.json(&refs)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.hsm.path(name)
+    }
+
+    pub fn openssl(&self, args: &[&str]) -> (bool, String) {
+        self.hsm.tool("openssl", args)
+    }
+
+    /// Number of audit records and of issued certificates: what a refused command must not change.
+    pub fn counts(&self) -> (usize, usize) {
+        let audit = self.json(&["audit", "show"]);
+        let certs = self.json(&["cert", "list"]);
+        (
+            audit["records"].as_array().map_or(0, Vec::len),
+            certs["certificates"].as_array().map_or(0, Vec::len),
+        )
+    }
+}

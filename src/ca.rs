@@ -1,0 +1,522 @@
+//! Certificate Authority use cases: root, intermediate, import, issuance, revocation, CRLs.
+//!
+//! Every use case follows the same order (the ceremony discipline of serious CA tooling):
+//! validate all inputs first; then, inside one state transaction that also writes the audit
+//! record, draw a fresh serial, sign through [`crate::signer`] (which verifies the signature),
+//! let [`crate::x509`] parse and check the result, and record it. Files are written by the
+//! caller only after the transaction committed, so no certificate ever exists outside without
+//! its database row and audit record.
+
+use time::{Duration, OffsetDateTime};
+
+use crate::signer::{PublicKey, SigningKey};
+use crate::store::{
+    AuditEntry, CaRecord, CertificateRecord, NewCa, NewCertificate, Operator, Store, StoreError,
+};
+use crate::x509::{
+    self, CaCertificate, CertificateRequest, CrlParams, DistinguishedName, IssueError, IssueParams,
+    Profile, RevocationReason, RevokedCertificate, SanEntry, Serial,
+};
+
+/// Errors of the CA use cases.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// A CA of that name exists already.
+    #[error(
+        "a CA named {0:?} exists already in the state directory; choose another --name (`hsmsign ca show` lists them)"
+    )]
+    NameTaken(String),
+    /// No CA of that name.
+    #[error(
+        "no CA named {0:?} in the state directory; `hsmsign ca show` lists the CAs, `hsmsign ca init` makes one"
+    )]
+    UnknownCa(String),
+    /// The requested validity is beyond the profile's maximum.
+    #[error(
+        "--days {days} is too long for a {profile} certificate: the maximum is {max_years} years ({max_days} days)"
+    )]
+    ValidityTooLong {
+        /// Days asked for.
+        days: u32,
+        /// The profile.
+        profile: &'static str,
+        /// The profile's maximum in years.
+        max_years: i32,
+        /// The same in days from now.
+        max_days: i64,
+    },
+    /// Zero days.
+    #[error("--days must be at least 1")]
+    ZeroDays,
+    /// The CA's key on the token does not belong to its certificate.
+    #[error(
+        "the token key {key_uri} does not belong to the certificate of CA {ca:?} (public keys differ); the CA record points at the wrong key or the token was replaced"
+    )]
+    KeyMismatch {
+        /// The CA.
+        ca: String,
+        /// The key.
+        key_uri: String,
+    },
+    /// A certificate for `ca import` does not match the token key.
+    #[error(
+        "the certificate's public key is not the public key of {key_uri}; import the certificate that was issued for this token key"
+    )]
+    ImportKeyMismatch {
+        /// The key.
+        key_uri: String,
+    },
+    /// The issuing CA cannot issue (expired, or not yet valid).
+    #[error("CA {ca:?} cannot issue now: {reason}")]
+    IssuerUnusable {
+        /// The CA.
+        ca: String,
+        /// Why.
+        reason: String,
+    },
+    /// Certificate building or checking failed.
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The token failed (random numbers, keys).
+    #[error(transparent)]
+    Token(#[from] crate::token::TokenError),
+}
+
+/// A CA ready to sign: its record, parsed certificate and token key.
+pub struct Issuer<'k> {
+    /// The CA's record.
+    pub record: CaRecord,
+    /// Its certificate.
+    pub cert: CaCertificate,
+    /// Its key.
+    pub key: &'k dyn SigningKey,
+}
+
+impl<'k> Issuer<'k> {
+    /// Load CA `name` and check that `key` is its key.
+    pub fn load(store: &Store, name: &str, key: &'k dyn SigningKey) -> Result<Self, CaError> {
+        let record = store
+            .ca(name)?
+            .ok_or_else(|| CaError::UnknownCa(name.to_string()))?;
+        let cert = CaCertificate::parse(
+            &record.certificate_der,
+            &format!("certificate of CA {name:?}"),
+        )?;
+        if cert.public_key() != key.public_key() {
+            return Err(CaError::KeyMismatch {
+                ca: name.to_string(),
+                key_uri: key.name(),
+            });
+        }
+        let now = OffsetDateTime::now_utc();
+        if cert.not_after() <= now {
+            return Err(CaError::IssuerUnusable {
+                ca: name.to_string(),
+                reason: format!(
+                    "its certificate expired at {}; make a new CA",
+                    x509::format_time(cert.not_after())
+                ),
+            });
+        }
+        Ok(Self { record, cert, key })
+    }
+}
+
+/// How long a certificate should be valid.
+#[derive(Clone, Copy, Debug)]
+pub struct Validity {
+    /// Start.
+    pub not_before: OffsetDateTime,
+    /// End (before capping at the issuer's end).
+    pub not_after: OffsetDateTime,
+}
+
+impl Validity {
+    /// From `--days` (or the profile's default), refusing more than the profile's maximum.
+    pub fn for_profile(profile: Profile, days: Option<u32>) -> Result<Self, CaError> {
+        let not_before = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+        let max = profile.max_not_after(not_before);
+        let not_after = match days {
+            None => profile.default_not_after(not_before),
+            Some(0) => return Err(CaError::ZeroDays),
+            Some(d) => {
+                let end = not_before + Duration::days(i64::from(d));
+                if end > max {
+                    return Err(CaError::ValidityTooLong {
+                        days: d,
+                        profile: profile.name(),
+                        max_years: profile.max_validity_years(),
+                        max_days: (max - not_before).whole_days(),
+                    });
+                }
+                end
+            }
+        };
+        Ok(Self {
+            not_before,
+            not_after,
+        })
+    }
+}
+
+/// A fresh serial: 128 bits from the token's RNG (at least 64 are required), positive, not
+/// used before in this database.
+pub fn fresh_serial(
+    store: &Store,
+    random: &mut dyn FnMut(usize) -> Result<Vec<u8>, crate::token::TokenError>,
+) -> Result<Serial, CaError> {
+    loop {
+        let mut bytes = random(16)?;
+        // Positive and exactly 16 octets: clear the top bit, set the next one.
+        bytes[0] = (bytes[0] & 0x7f) | 0x40;
+        let serial = Serial::new(&bytes)?;
+        if !store.serial_exists(&serial)? {
+            return Ok(serial);
+        }
+    }
+}
+
+/// What a use case produced.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// Its serial.
+    pub serial: Serial,
+    /// Set when the validity was cut to the issuer's: what to tell the operator.
+    pub notice: Option<String>,
+    /// The audit record's sequence number.
+    pub audit_seq: u64,
+}
+
+/// A new CA to create.
+pub struct NewCaRequest<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its subject.
+    pub subject: &'a DistinguishedName,
+    /// Its key's canonical URI.
+    pub key_uri: &'a str,
+    /// Its key's public half.
+    pub public_key: &'a PublicKey,
+    /// The key's provenance verdict (`key inspect`).
+    pub provenance: &'a str,
+    /// Validity.
+    pub validity: Validity,
+    /// pathLenConstraint.
+    pub path_len: Option<u8>,
+    /// The serial.
+    pub serial: &'a Serial,
+    /// An attestation of the key, if the token gives one.
+    pub attestation: Option<&'a [u8]>,
+}
+
+fn refuse_existing_name(store: &Store, name: &str) -> Result<(), CaError> {
+    if store.ca(name)?.is_some() {
+        return Err(CaError::NameTaken(name.to_string()));
+    }
+    Ok(())
+}
+
+/// Make a self-signed root CA with `key` and record it.
+pub fn create_root(
+    store: &Store,
+    req: &NewCaRequest<'_>,
+    key: &dyn SigningKey,
+    operator: Operator,
+) -> Result<Issued, CaError> {
+    refuse_existing_name(store, req.name)?;
+    let entry = AuditEntry::new("ca.init", operator)
+        .param("ca", req.name)
+        .param("key", req.key_uri)
+        .param("subject", req.subject.to_string())
+        .param("key_provenance", req.provenance);
+    store.change(entry, |tx| {
+        let issued = x509::issue(
+            &IssueParams {
+                subject: req.subject,
+                public_key: req.public_key,
+                profile: Profile::Root,
+                serial: req.serial,
+                not_before: req.validity.not_before,
+                not_after: req.validity.not_after,
+                sans: &[],
+                path_len: req.path_len,
+            },
+            None,
+            key,
+        )?;
+        tx.insert_ca(&NewCa {
+            name: req.name,
+            key_uri: req.key_uri,
+            certificate_der: &issued.der,
+            parent: None,
+            key_provenance: req.provenance,
+            attestation: req.attestation,
+        })?;
+        tx.add_output("certificate", &issued.der);
+        Ok(Issued {
+            notice: issued.notice(),
+            der: issued.der,
+            serial: req.serial.clone(),
+            audit_seq: tx.audit_seq(),
+        })
+    })
+}
+
+/// Make an intermediate CA for `req.public_key`, signed by `issuer`, and record it.
+pub fn create_intermediate(
+    store: &Store,
+    req: &NewCaRequest<'_>,
+    issuer: &Issuer<'_>,
+    operator: Operator,
+) -> Result<Issued, CaError> {
+    refuse_existing_name(store, req.name)?;
+    let entry = AuditEntry::new("ca.intermediate", operator)
+        .param("ca", req.name)
+        .param("issuer", issuer.record.name.clone())
+        .param("key", req.key_uri)
+        .param("subject", req.subject.to_string())
+        .param("key_provenance", req.provenance);
+    store.change(entry, |tx| {
+        let issued = x509::issue(
+            &IssueParams {
+                subject: req.subject,
+                public_key: req.public_key,
+                profile: Profile::Intermediate,
+                serial: req.serial,
+                not_before: req.validity.not_before,
+                not_after: req.validity.not_after,
+                sans: &[],
+                path_len: Some(req.path_len.unwrap_or(0)),
+            },
+            Some(&issuer.cert),
+            issuer.key,
+        )?;
+        tx.insert_certificate(&NewCertificate {
+            issuer: &issuer.record.name,
+            der: &issued.der,
+            profile: Profile::Intermediate.name(),
+            sans: &[],
+        })?;
+        tx.insert_ca(&NewCa {
+            name: req.name,
+            key_uri: req.key_uri,
+            certificate_der: &issued.der,
+            parent: Some(&issuer.record.name),
+            key_provenance: req.provenance,
+            attestation: req.attestation,
+        })?;
+        tx.add_output("certificate", &issued.der);
+        Ok(Issued {
+            notice: issued.notice(),
+            der: issued.der,
+            serial: req.serial.clone(),
+            audit_seq: tx.audit_seq(),
+        })
+    })
+}
+
+/// A CA certificate issued elsewhere, for a key already on the token.
+pub struct ImportRequest<'a> {
+    /// The name to record it under.
+    pub name: &'a str,
+    /// The certificate (PEM or DER).
+    pub cert: &'a [u8],
+    /// Where it came from (for messages).
+    pub source: &'a str,
+    /// The token key's canonical URI.
+    pub key_uri: &'a str,
+    /// The token key's public half.
+    pub key_public: &'a PublicKey,
+    /// The key's provenance verdict.
+    pub provenance: &'a str,
+}
+
+/// Adopt a CA certificate issued elsewhere for a key already on the token.
+pub fn import_ca(
+    store: &Store,
+    req: &ImportRequest<'_>,
+    operator: Operator,
+) -> Result<CaRecord, CaError> {
+    refuse_existing_name(store, req.name)?;
+    let cert = CaCertificate::parse(req.cert, req.source)?;
+    if cert.public_key() != req.key_public {
+        return Err(CaError::ImportKeyMismatch {
+            key_uri: req.key_uri.to_string(),
+        });
+    }
+    let entry = AuditEntry::new("ca.import", operator)
+        .param("ca", req.name)
+        .param("key", req.key_uri)
+        .param("subject", cert.subject())
+        .param("key_provenance", req.provenance)
+        .input("certificate", cert.der());
+    store.change(entry, |tx| {
+        Ok(tx.insert_ca(&NewCa {
+            name: req.name,
+            key_uri: req.key_uri,
+            certificate_der: cert.der(),
+            parent: None,
+            key_provenance: req.provenance,
+            attestation: None,
+        })?)
+    })
+}
+
+/// A certificate to issue under a CA.
+pub struct CertRequest<'a> {
+    /// Subject.
+    pub subject: &'a DistinguishedName,
+    /// The certified key.
+    pub public_key: &'a PublicKey,
+    /// Profile.
+    pub profile: Profile,
+    /// SANs.
+    pub sans: &'a [SanEntry],
+    /// Validity.
+    pub validity: Validity,
+    /// pathLen (intermediate only).
+    pub path_len: Option<u8>,
+    /// The serial.
+    pub serial: &'a Serial,
+    /// What to record about where the key came from (`csr`, a key URI, `generated`).
+    pub key_source: String,
+    /// The CSR, when there was one (its SHA-256 goes into the audit record).
+    pub csr: Option<&'a CertificateRequest>,
+}
+
+/// Issue a certificate under `issuer` and record it with its audit record.
+pub fn issue_certificate(
+    store: &Store,
+    issuer: &Issuer<'_>,
+    req: &CertRequest<'_>,
+    operator: Operator,
+) -> Result<Issued, CaError> {
+    let mut entry = AuditEntry::new("cert.issue", operator)
+        .param("ca", issuer.record.name.clone())
+        .param("profile", req.profile.name())
+        .param("subject", req.subject.to_string())
+        .param("key_source", req.key_source.clone());
+    if let Some(csr) = req.csr {
+        entry = entry.input("csr", csr.der());
+    }
+    let sans: Vec<String> = req.sans.iter().map(|s| s.to_string()).collect();
+    store.change(entry, |tx| {
+        let issued = x509::issue(
+            &IssueParams {
+                subject: req.subject,
+                public_key: req.public_key,
+                profile: req.profile,
+                serial: req.serial,
+                not_before: req.validity.not_before,
+                not_after: req.validity.not_after,
+                sans: req.sans,
+                path_len: req.path_len,
+            },
+            Some(&issuer.cert),
+            issuer.key,
+        )?;
+        tx.insert_certificate(&NewCertificate {
+            issuer: &issuer.record.name,
+            der: &issued.der,
+            profile: req.profile.name(),
+            sans: &sans,
+        })?;
+        tx.add_output("certificate", &issued.der);
+        Ok(Issued {
+            notice: issued.notice(),
+            der: issued.der,
+            serial: req.serial.clone(),
+            audit_seq: tx.audit_seq(),
+        })
+    })
+}
+
+/// Revoke a certificate issued by CA `ca`.
+pub fn revoke(
+    store: &Store,
+    ca: &str,
+    serial: &Serial,
+    reason: RevocationReason,
+    operator: Operator,
+) -> Result<CertificateRecord, CaError> {
+    if store.ca(ca)?.is_none() {
+        return Err(CaError::UnknownCa(ca.to_string()));
+    }
+    let entry = AuditEntry::new("cert.revoke", operator)
+        .param("ca", ca)
+        .param("serial", serial.to_hex())
+        .param("reason", reason.name());
+    store.change(entry, |tx| {
+        let cert = tx
+            .certificate(serial)?
+            .ok_or_else(|| StoreError::UnknownCertificate {
+                serial: serial.clone(),
+            })?;
+        if cert.issuer != ca {
+            return Err(CaError::IssuerUnusable {
+                ca: ca.to_string(),
+                reason: format!(
+                    "certificate {} was issued by CA {:?}, not by {ca:?}; revoke it with --ca {:?}",
+                    serial.to_hex(),
+                    cert.issuer,
+                    cert.issuer
+                ),
+            });
+        }
+        tx.revoke(serial, OffsetDateTime::now_utc(), reason)?;
+        Ok(cert)
+    })
+}
+
+/// Sign a CRL of everything CA `issuer` revoked, valid for `days`, and record it.
+pub fn generate_crl(
+    store: &Store,
+    issuer: &Issuer<'_>,
+    days: u32,
+    operator: Operator,
+) -> Result<(Vec<u8>, u64), CaError> {
+    if days == 0 {
+        return Err(CaError::ZeroDays);
+    }
+    let name = issuer.record.name.clone();
+    let entry = AuditEntry::new("crl.generate", operator)
+        .param("ca", name.clone())
+        .param("days", days.to_string());
+    store.change(entry, |tx| {
+        let number = tx.next_crl_number(&name)?;
+        // Same connection, inside this transaction: sees exactly what the CRL will cover.
+        let revoked: Vec<RevokedCertificate> = store
+            .revocations(&name)?
+            .into_iter()
+            .map(|r| RevokedCertificate {
+                serial: r.serial,
+                revoked_at: r.revoked_at,
+                reason: r.reason,
+            })
+            .collect();
+        let this_update = OffsetDateTime::now_utc();
+        let next_update = this_update + Duration::days(i64::from(days));
+        let der = x509::build_crl(
+            &CrlParams {
+                crl_number: number,
+                this_update,
+                next_update,
+                revoked: &revoked,
+            },
+            &issuer.cert,
+            issuer.key,
+        )?;
+        tx.insert_crl(&name, number, this_update, next_update, &der)?;
+        tx.add_output("crl", &der);
+        tx.add_param("crl_number", number.to_string());
+        tx.add_param("revoked", revoked.len().to_string());
+        Ok((der, number))
+    })
+}

@@ -1,0 +1,206 @@
+//! `hsmsign bundle ...` (CA bundles, truststores, JS7 private.conf snippets) and the in-memory
+//! instance key of `cert issue --generate-key`.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Subcommand, ValueEnum};
+use hsmsign::bundle::{self, BundleKey, Js7Role, KeyBundle, Pkcs12Options, TrustedCert};
+use hsmsign::signer::{KeyAlgorithm, PublicKey};
+use hsmsign::token::{PinSource, TokenError};
+use secrecy::SecretString;
+use serde_json::json;
+
+use super::{CmdResult, Ctx, Failure, prompt, read_certificate};
+
+/// Bundle commands.
+#[derive(Subcommand, Debug)]
+pub enum BundleCmd {
+    /// The CA bundle of one or more CAs: PEM, or a PKCS#12 truststore the JVM loads
+    /// (JS7's https-truststore.p12).
+    Truststore {
+        /// A CA to include (repeat: --ca root --ca issuing).
+        #[arg(long = "ca", value_name = "CA", required = true)]
+        cas: Vec<String>,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write a password-protected PKCS#12 truststore instead of PEM.
+        #[arg(long)]
+        pkcs12: bool,
+        /// With --pkcs12: where the store password comes from (prompt, env:, file:, fd:).
+        #[arg(long, value_name = "SRC")]
+        password_source: Option<String>,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the private.conf lines a Controller or Agent needs for this certificate.
+    Js7Config {
+        /// The instance's certificate (PEM or DER).
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        /// controller or agent.
+        #[arg(long, value_enum, default_value_t = Role::Controller)]
+        role: Role,
+        /// The key's alias in https-keystore.p12.
+        #[arg(long, default_value = "https")]
+        alias: String,
+    },
+}
+
+/// A JS7 instance kind.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Role {
+    /// A Controller.
+    Controller,
+    /// An Agent.
+    Agent,
+}
+
+fn read_secret(ctx: &Ctx, source: Option<&str>, what: &str) -> Result<SecretString, Failure> {
+    let _ = ctx;
+    let source = match source {
+        Some(s) => PinSource::parse(s).map_err(TokenError::from)?,
+        None => PinSource::Prompt,
+    };
+    Ok(source.read(what, &prompt).map_err(TokenError::from)?)
+}
+
+/// An instance key made in memory for a PKCS#12 key bundle (medium security: it exists outside
+/// a token for the time of this command). Wiped on drop.
+pub struct GeneratedKey {
+    secret: p256::SecretKey,
+    public: PublicKey,
+    password: SecretString,
+}
+
+impl GeneratedKey {
+    /// Read the bundle password first (so a missing one stops before anything happens), then
+    /// make a P-256 key from the operating system's RNG.
+    pub fn new(ctx: &Ctx, password_source: Option<&str>) -> Result<Self, Failure> {
+        let password = read_secret(ctx, password_source, "Password for the PKCS#12 key bundle")?;
+        let secret = loop {
+            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+            getrandom::fill(seed.as_mut())
+                .map_err(|e| anyhow::anyhow!("the operating system's RNG failed: {e}"))?;
+            // A scalar outside 1..n-1 is rejected: draw again (probability about 2^-32).
+            if let Ok(k) = p256::SecretKey::from_slice(seed.as_ref()) {
+                break k;
+            }
+        };
+        use p256::elliptic_curve::sec1::ToSec1Point;
+        let point = secret.public_key().to_sec1_point(false);
+        let public = PublicKey::from_ec_point(KeyAlgorithm::EcP256, point.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Self {
+            secret,
+            public,
+            password,
+        })
+    }
+
+    /// The public key to certify.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// Write key, certificate and chain as a PKCS#12 file.
+    pub fn write_pkcs12(
+        &self,
+        path: &Path,
+        force: bool,
+        cert_der: &[u8],
+        chain_der: &[Vec<u8>],
+        alias: &str,
+    ) -> Result<(), Failure> {
+        let alias = if alias.is_empty() { "https" } else { alias };
+        let bytes = KeyBundle {
+            key: BundleKey::P256(&self.secret),
+            cert_der,
+            chain_der,
+            alias,
+        }
+        .to_pkcs12(&self.password, &Pkcs12Options::default())?;
+        hsmsign::output::write_new(path, &bytes, force)?;
+        Ok(())
+    }
+}
+
+pub fn run(ctx: &Ctx, cmd: BundleCmd) -> CmdResult {
+    match cmd {
+        BundleCmd::Truststore {
+            cas,
+            out,
+            pkcs12,
+            password_source,
+            force,
+        } => {
+            hsmsign::output::check_new(&out, force)?;
+            if password_source.is_some() && !pkcs12 {
+                return Err(Failure::Usage(
+                    "--password-source goes with --pkcs12".into(),
+                ));
+            }
+            let store = ctx.require_store()?;
+            let mut records = Vec::new();
+            for name in &cas {
+                records.push(
+                    store
+                        .ca(name)?
+                        .ok_or_else(|| hsmsign::ca::CaError::UnknownCa(name.clone()))?,
+                );
+            }
+            let bytes = if pkcs12 {
+                let password = read_secret(
+                    ctx,
+                    password_source.as_deref(),
+                    "Password for the PKCS#12 truststore",
+                )?;
+                let trusted: Vec<TrustedCert<'_>> = records
+                    .iter()
+                    .map(|r| TrustedCert {
+                        alias: &r.name,
+                        cert_der: &r.certificate_der,
+                    })
+                    .collect();
+                bundle::truststore_pkcs12(&trusted, &password, &Pkcs12Options::default())?
+            } else {
+                let ders: Vec<&[u8]> = records
+                    .iter()
+                    .map(|r| r.certificate_der.as_slice())
+                    .collect();
+                bundle::truststore_pem(&ders)?.into_bytes()
+            };
+            hsmsign::output::write_new(&out, &bytes, force)?;
+            ctx.emit(
+                format!(
+                    "Wrote a {} truststore with {} CA certificate(s) to {}: {}",
+                    if pkcs12 { "PKCS#12" } else { "PEM" },
+                    records.len(),
+                    out.display(),
+                    records
+                        .iter()
+                        .map(|r| r.subject.clone())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                json!({"out": out, "format": if pkcs12 {"pkcs12"} else {"pem"}, "cas": cas}),
+            );
+            Ok(())
+        }
+        BundleCmd::Js7Config { cert, role, alias } => {
+            let der = read_certificate(&cert)?;
+            let role = match role {
+                Role::Controller => Js7Role::Controller,
+                Role::Agent => Js7Role::Agent,
+            };
+            let text = bundle::js7_config(&der, role, &alias)?;
+            let dn = bundle::subject_dn_rfc2253(&der)?;
+            ctx.emit(
+                text.trim_end(),
+                json!({"private_conf": text, "distinguished_name": dn}),
+            );
+            Ok(())
+        }
+    }
+}

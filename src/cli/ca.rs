@@ -1,0 +1,588 @@
+//! `hsmsign ca ...` and `hsmsign crl generate`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use hsmsign::ca::{self, Issuer, NewCaRequest, Validity};
+use hsmsign::signer::{SigningKey, pem_encode};
+use hsmsign::store::{CaRecord, Store};
+use hsmsign::token::{Module, TokenSession};
+use hsmsign::x509::{CaCertificate, DistinguishedName, Profile, format_time, parse_csr};
+use serde_json::json;
+
+use super::{CmdResult, Ctx, Failure};
+
+/// CA commands.
+#[derive(Subcommand, Debug)]
+pub enum CaCmd {
+    /// Make a self-signed root CA for a key already on the token.
+    Init {
+        /// A name for the CA (used as --ca / --issuer later).
+        #[arg(long)]
+        name: String,
+        /// The CA key (made with `hsmsign key generate`).
+        #[arg(long, value_name = "URI")]
+        key: String,
+        /// Subject DN, e.g. "CN=JS7 Root CA, OU=IT Operations, O=SOS, L=Berlin, ST=Berlin, C=DE".
+        #[arg(long, value_name = "DN")]
+        subject: String,
+        /// Validity in days (default 20 years, at most 25).
+        #[arg(long)]
+        days: Option<u32>,
+        /// pathLenConstraint: how many intermediate levels may follow.
+        #[arg(long)]
+        path_len: Option<u8>,
+        /// Also write the certificate (PEM) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make an intermediate CA for a key on a token, signed by a CA of this appliance.
+    Intermediate {
+        /// A name for the new CA.
+        #[arg(long)]
+        name: String,
+        /// The issuing CA.
+        #[arg(long, value_name = "CA")]
+        issuer: String,
+        /// The intermediate's key (may be on another token of the same module).
+        #[arg(long, value_name = "URI")]
+        key: String,
+        /// Subject DN.
+        #[arg(long, value_name = "DN")]
+        subject: String,
+        /// Validity in days (default 10 years; never beyond the issuer's).
+        #[arg(long)]
+        days: Option<u32>,
+        /// pathLenConstraint (default 0: it issues end-entity certificates only).
+        #[arg(long)]
+        path_len: Option<u8>,
+        /// Also write the certificate (PEM) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Sign an intermediate CA certificate for an external key (a CSR made elsewhere).
+    SignIntermediate {
+        /// The issuing CA.
+        #[arg(long, value_name = "CA")]
+        issuer: String,
+        /// The CSR (PEM or DER); its signature is verified first.
+        #[arg(long, value_name = "FILE")]
+        csr: PathBuf,
+        /// Validity in days (default 10 years; never beyond the issuer's).
+        #[arg(long)]
+        days: Option<u32>,
+        /// pathLenConstraint (default 0).
+        #[arg(long)]
+        path_len: Option<u8>,
+        /// Where to write the certificate (PEM).
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Adopt a CA certificate issued elsewhere for a key already on the token.
+    Import {
+        /// A name for the CA.
+        #[arg(long)]
+        name: String,
+        /// The CA certificate (PEM or DER).
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        /// The CA's key on the token.
+        #[arg(long, value_name = "URI")]
+        key: String,
+    },
+    /// Show one CA, or list all.
+    Show {
+        /// The CA.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Write a CA certificate, or with --chain the CA bundle (the CA and its issuers), as PEM.
+    Export {
+        /// The CA.
+        #[arg(long)]
+        name: String,
+        /// The whole chain up to the root, CA first.
+        #[arg(long)]
+        chain: bool,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// CRL commands.
+#[derive(Subcommand, Debug)]
+pub enum CrlCmd {
+    /// Sign a CRL of everything the CA revoked.
+    Generate {
+        /// The CA.
+        #[arg(long, value_name = "CA")]
+        ca: String,
+        /// nextUpdate this many days from now.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// The file to write (PEM).
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub(super) fn parse_dn(s: &str) -> Result<DistinguishedName, Failure> {
+    Ok(DistinguishedName::parse(s).map_err(|e| anyhow::anyhow!("--subject: {e}"))?)
+}
+
+/// Open the token of CA `name`, log in, and run `f` with the CA ready to sign.
+pub(super) fn with_issuer<T>(
+    ctx: &Ctx,
+    store: &Store,
+    name: &str,
+    f: impl FnOnce(&Issuer<'_>, &Module, &TokenSession) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let record = store
+        .ca(name)?
+        .ok_or_else(|| ca::CaError::UnknownCa(name.to_string()))?;
+    let uri = ctx.uri(&record.key_uri)?;
+    let module = ctx.module(Some(&uri))?;
+    let result = {
+        let session = ctx.login_audited(&module, &uri, Some(store))?;
+        let key = session.signing_key(&uri)?;
+        let issuer = Issuer::load(store, name, &key)?;
+        f(&issuer, &module, &session)
+    };
+    module.finalize();
+    result
+}
+
+/// The chain of CA `name` up to its root, CA first.
+pub(super) fn chain_of(store: &Store, name: &str) -> Result<Vec<CaRecord>, Failure> {
+    let mut chain = Vec::new();
+    let mut next = Some(name.to_string());
+    while let Some(n) = next {
+        let rec = store
+            .ca(&n)?
+            .ok_or_else(|| ca::CaError::UnknownCa(n.clone()))?;
+        next = rec.parent.clone();
+        chain.push(rec);
+        if chain.len() > 16 {
+            break;
+        }
+    }
+    Ok(chain)
+}
+
+fn write_pem(out: &Option<PathBuf>, force: bool, pem: &str) -> Result<(), Failure> {
+    if let Some(path) = out {
+        hsmsign::output::write_new(path, pem.as_bytes(), force)?;
+    }
+    Ok(())
+}
+
+fn describe_ca(rec: &CaRecord) -> String {
+    format!(
+        "CA {:?}\n  subject:     {}\n  issuer:      {}\n  serial:      {}\n  valid:       {} .. {}\n  SHA-256:     {}\n  key:         {}\n  key verdict: {}\n  parent CA:   {}",
+        rec.name,
+        rec.subject,
+        CaCertificate::parse(&rec.certificate_der, "CA certificate")
+            .map(|c| if c.is_self_signed() {
+                "(self-signed root)".to_string()
+            } else {
+                issuer_of(&rec.certificate_der)
+            })
+            .unwrap_or_default(),
+        rec.serial,
+        format_time(rec.not_before),
+        format_time(rec.not_after),
+        rec.fingerprint,
+        rec.key_uri,
+        rec.key_provenance,
+        rec.parent.as_deref().unwrap_or("-"),
+    )
+}
+
+fn issuer_of(der: &[u8]) -> String {
+    use der::{Decode, Encode};
+    x509_cert::Certificate::from_der(der)
+        .ok()
+        .and_then(|c| c.tbs_certificate().issuer().to_der().ok())
+        .map(|d| hsmsign::x509::dn::describe_name_der(&d))
+        .unwrap_or_default()
+}
+
+fn ca_json(rec: &CaRecord) -> serde_json::Value {
+    json!({
+        "name": rec.name,
+        "subject": rec.subject,
+        "issuer": issuer_of(&rec.certificate_der),
+        "serial": rec.serial.to_string(),
+        "not_before": format_time(rec.not_before),
+        "not_after": format_time(rec.not_after),
+        "sha256": rec.fingerprint,
+        "key_uri": rec.key_uri,
+        "key_provenance": rec.key_provenance,
+        "parent": rec.parent,
+        "audit_seq": rec.audit_seq,
+    })
+}
+
+/// Refuse a key whose token already holds a certificate (it belongs to a CA already).
+fn refuse_token_certificate(session: &TokenSession, id: &[u8], uri: &str) -> Result<(), Failure> {
+    if session.certificate(id)?.is_some() {
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "the token already holds a certificate for {uri}: this key already belongs to a CA. Use `hsmsign ca import` to adopt that certificate, or generate a new key"
+        )));
+    }
+    Ok(())
+}
+
+fn store_on_token(ctx: &Ctx, session: &TokenSession, label: &str, id: &[u8], der: &[u8]) {
+    if let Err(e) = session.store_certificate(label, id, der) {
+        ctx.warn(format!(
+            "the certificate is recorded but could not be stored on the token next to its key: {e}"
+        ));
+    }
+}
+
+pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
+    match cmd {
+        CaCmd::Init {
+            name,
+            key,
+            subject,
+            days,
+            path_len,
+            out,
+            force,
+        } => {
+            let subject = parse_dn(&subject)?;
+            let validity = Validity::for_profile(Profile::Root, days)?;
+            let uri = ctx.uri(&key)?;
+            if let Some(o) = &out {
+                hsmsign::output::check_new(o, force)?;
+            }
+            let store = ctx.require_store()?;
+            if store.ca(&name)?.is_some() {
+                return Err(ca::CaError::NameTaken(name).into());
+            }
+            let module = ctx.module(Some(&uri))?;
+            let issued = {
+                let session = ctx.login_audited(&module, &uri, Some(&store))?;
+                let key = session.signing_key(&uri)?;
+                refuse_token_certificate(&session, key.id(), &key.name())?;
+                let provenance = session.inspect(&uri)?.verdict;
+                let serial = ca::fresh_serial(&store, &mut |n| session.random(n))?;
+                let issued = ca::create_root(
+                    &store,
+                    &NewCaRequest {
+                        name: &name,
+                        subject: &subject,
+                        key_uri: &key.name(),
+                        public_key: key.public_key(),
+                        provenance: &provenance,
+                        validity,
+                        path_len,
+                        serial: &serial,
+                        attestation: None,
+                    },
+                    &key,
+                    ctx.operator(Some(&session.token().label)),
+                )?;
+                store_on_token(ctx, &session, key.label(), key.id(), &issued.der);
+                issued
+            };
+            module.finalize();
+            finish_ca(ctx, &store, &name, &issued, &out, force)
+        }
+        CaCmd::Intermediate {
+            name,
+            issuer,
+            key,
+            subject,
+            days,
+            path_len,
+            out,
+            force,
+        } => {
+            let subject = parse_dn(&subject)?;
+            let validity = Validity::for_profile(Profile::Intermediate, days)?;
+            let uri = ctx.uri(&key)?;
+            if let Some(o) = &out {
+                hsmsign::output::check_new(o, force)?;
+            }
+            let store = ctx.require_store()?;
+            if store.ca(&name)?.is_some() {
+                return Err(ca::CaError::NameTaken(name).into());
+            }
+            let issued = with_issuer(ctx, &store, &issuer, |iss, module, issuer_session| {
+                // The new CA's key may sit on the issuer's token or on another one.
+                let same_token = module.find_token(&uri)?.1.serial == issuer_session.token().serial;
+                let other;
+                let session = if same_token {
+                    issuer_session
+                } else {
+                    other = ctx.login_audited(module, &uri, Some(&store))?;
+                    &other
+                };
+                let key = session.signing_key(&uri)?;
+                refuse_token_certificate(session, key.id(), &key.name())?;
+                let provenance = session.inspect(&uri)?.verdict;
+                let serial = ca::fresh_serial(&store, &mut |n| issuer_session.random(n))?;
+                let issued = ca::create_intermediate(
+                    &store,
+                    &NewCaRequest {
+                        name: &name,
+                        subject: &subject,
+                        key_uri: &key.name(),
+                        public_key: key.public_key(),
+                        provenance: &provenance,
+                        validity,
+                        path_len,
+                        serial: &serial,
+                        attestation: None,
+                    },
+                    iss,
+                    ctx.operator(Some(&issuer_session.token().label)),
+                )?;
+                store_on_token(ctx, session, key.label(), key.id(), &issued.der);
+                Ok(issued)
+            })?;
+            finish_ca(ctx, &store, &name, &issued, &out, force)
+        }
+        CaCmd::SignIntermediate {
+            issuer,
+            csr,
+            days,
+            path_len,
+            out,
+            force,
+        } => {
+            let bytes = std::fs::read(&csr)
+                .map_err(|e| anyhow::anyhow!("cannot read CSR {}: {e}", csr.display()))?;
+            let request = parse_csr(&bytes, &csr.display().to_string())?;
+            let subject = request.subject()?;
+            let validity = Validity::for_profile(Profile::Intermediate, days)?;
+            hsmsign::output::check_new(&out, force)?;
+            let store = ctx.require_store()?;
+            let issued = with_issuer(ctx, &store, &issuer, |iss, _, session| {
+                let serial = ca::fresh_serial(&store, &mut |n| session.random(n))?;
+                Ok(ca::issue_certificate(
+                    &store,
+                    iss,
+                    &ca::CertRequest {
+                        subject: &subject,
+                        public_key: request.public_key(),
+                        profile: Profile::Intermediate,
+                        sans: &[],
+                        validity,
+                        path_len: Some(path_len.unwrap_or(0)),
+                        serial: &serial,
+                        key_source: "csr".into(),
+                        csr: Some(&request),
+                    },
+                    ctx.operator(Some(&session.token().label)),
+                )?)
+            })?;
+            let pem = pem_encode("CERTIFICATE", &issued.der);
+            hsmsign::output::write_new(&out, pem.as_bytes(), force)?;
+            if let Some(n) = &issued.notice {
+                ctx.warn(n);
+            }
+            ctx.emit(
+                format!(
+                    "Signed an intermediate CA certificate for {} (serial {}); wrote {}.\nIt is recorded as a certificate; this appliance does not hold its key.",
+                    subject,
+                    issued.serial,
+                    out.display()
+                ),
+                json!({"serial": issued.serial.to_string(), "subject": subject.to_string(), "out": out, "audit_seq": issued.audit_seq}),
+            );
+            Ok(())
+        }
+        CaCmd::Import { name, cert, key } => {
+            let bytes = std::fs::read(&cert)
+                .map_err(|e| anyhow::anyhow!("cannot read certificate {}: {e}", cert.display()))?;
+            let parsed = CaCertificate::parse(&bytes, &cert.display().to_string())?;
+            let uri = ctx.uri(&key)?;
+            let store = ctx.require_store()?;
+            if store.ca(&name)?.is_some() {
+                return Err(ca::CaError::NameTaken(name).into());
+            }
+            let module = ctx.module(Some(&uri))?;
+            let record = {
+                let session = ctx.login_audited(&module, &uri, Some(&store))?;
+                let found = session.find_key(&uri)?;
+                let key_uri = session.object_uri(&found.label, &found.id);
+                let provenance = session.inspect(&uri)?.verdict;
+                let record = ca::import_ca(
+                    &store,
+                    &ca::ImportRequest {
+                        name: &name,
+                        cert: parsed.der(),
+                        source: &cert.display().to_string(),
+                        key_uri: &key_uri,
+                        key_public: &found.public,
+                        provenance: &provenance,
+                    },
+                    ctx.operator(Some(&session.token().label)),
+                )?;
+                if session.certificate(&found.id)?.is_none() {
+                    store_on_token(ctx, &session, &found.label, &found.id, parsed.der());
+                }
+                record
+            };
+            module.finalize();
+            for w in parsed.warnings() {
+                ctx.warn(w);
+            }
+            ctx.emit(
+                format!("Imported\n{}", describe_ca(&record)),
+                json!({"ca": ca_json(&record)}),
+            );
+            Ok(())
+        }
+        CaCmd::Show { name } => {
+            let store = ctx.require_store()?;
+            match name {
+                Some(n) => {
+                    let chain = chain_of(&store, &n)?;
+                    let mut text = describe_ca(&chain[0]);
+                    text.push_str("\n  chain:");
+                    for c in &chain {
+                        text.push_str(&format!("\n    {} ({})", c.subject, c.name));
+                    }
+                    ctx.emit(
+                        text,
+                        json!({"ca": ca_json(&chain[0]), "chain": chain.iter().map(|c| c.name.clone()).collect::<Vec<_>>()}),
+                    );
+                }
+                None => {
+                    let cas = store.cas()?;
+                    let mut text = String::new();
+                    for c in &cas {
+                        text.push_str(&format!(
+                            "{:<20} {}  (until {}, parent {})\n",
+                            c.name,
+                            c.subject,
+                            format_time(c.not_after),
+                            c.parent.as_deref().unwrap_or("-")
+                        ));
+                    }
+                    if cas.is_empty() {
+                        text.push_str("no CAs yet: `hsmsign ca init` makes a root");
+                    }
+                    ctx.emit(
+                        text.trim_end(),
+                        json!({"cas": cas.iter().map(ca_json).collect::<Vec<_>>()}),
+                    );
+                }
+            }
+            Ok(())
+        }
+        CaCmd::Export {
+            name,
+            chain,
+            out,
+            force,
+        } => {
+            hsmsign::output::check_new(&out, force)?;
+            let store = ctx.require_store()?;
+            let certs = if chain {
+                chain_of(&store, &name)?
+            } else {
+                vec![
+                    store
+                        .ca(&name)?
+                        .ok_or_else(|| ca::CaError::UnknownCa(name.clone()))?,
+                ]
+            };
+            let pem: String = certs
+                .iter()
+                .map(|c| pem_encode("CERTIFICATE", &c.certificate_der))
+                .collect();
+            hsmsign::output::write_new(&out, pem.as_bytes(), force)?;
+            ctx.emit(
+                format!(
+                    "Wrote {} certificate(s) to {}: {}",
+                    certs.len(),
+                    out.display(),
+                    certs
+                        .iter()
+                        .map(|c| c.subject.clone())
+                        .collect::<Vec<_>>()
+                        .join(" <- ")
+                ),
+                json!({"out": out, "certificates": certs.iter().map(ca_json).collect::<Vec<_>>()}),
+            );
+            Ok(())
+        }
+    }
+}
+
+fn finish_ca(
+    ctx: &Ctx,
+    store: &Store,
+    name: &str,
+    issued: &ca::Issued,
+    out: &Option<PathBuf>,
+    force: bool,
+) -> CmdResult {
+    write_pem(out, force, &pem_encode("CERTIFICATE", &issued.der))?;
+    if let Some(n) = &issued.notice {
+        ctx.warn(n);
+    }
+    let rec = store
+        .ca(name)?
+        .ok_or_else(|| ca::CaError::UnknownCa(name.to_string()))?;
+    let mut text = format!("Created\n{}", describe_ca(&rec));
+    if let Some(o) = out {
+        text.push_str(&format!("\n  written to:  {}", o.display()));
+    }
+    ctx.emit(text, json!({"ca": ca_json(&rec), "out": out}));
+    Ok(())
+}
+
+pub fn run_crl(ctx: &Ctx, cmd: CrlCmd) -> CmdResult {
+    match cmd {
+        CrlCmd::Generate {
+            ca: name,
+            days,
+            out,
+            force,
+        } => {
+            hsmsign::output::check_new(&out, force)?;
+            let store = ctx.require_store()?;
+            let (der, number) = with_issuer(ctx, &store, &name, |iss, _, session| {
+                Ok(ca::generate_crl(
+                    &store,
+                    iss,
+                    days,
+                    ctx.operator(Some(&session.token().label)),
+                )?)
+            })?;
+            let revoked = store.revocations(&name)?.len();
+            hsmsign::output::write_new(&out, pem_encode("X509 CRL", &der).as_bytes(), force)?;
+            ctx.emit(
+                format!(
+                    "Signed CRL number {number} of CA {name:?} listing {revoked} revoked certificate(s), next update in {days} days; wrote {}.\nNote: JS7 itself reads no CRLs; publish it for JOC Cockpit's web server, proxies and other consumers.",
+                    out.display()
+                ),
+                json!({"ca": name, "crl_number": number, "revoked": revoked, "out": out}),
+            );
+            Ok(())
+        }
+    }
+}

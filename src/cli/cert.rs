@@ -1,0 +1,414 @@
+//! `hsmsign cert ...`: issue, list, show, revoke.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use hsmsign::ca::{self, CertRequest, Validity};
+use hsmsign::signer::{PublicKey, pem_encode};
+use hsmsign::store::{CertificateRecord, Store};
+use hsmsign::x509::{Profile, RevocationReason, SanEntry, Serial, format_time, parse_csr};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::ca::{chain_of, parse_dn, with_issuer};
+use super::{CmdResult, Ctx, Failure};
+
+/// Where the certified key comes from: exactly one.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct KeySource {
+    /// A CSR made on the instance (PEM or DER): preferred, the key never leaves the instance.
+    #[arg(long, value_name = "FILE")]
+    csr: Option<PathBuf>,
+    /// A key on a token (e.g. an operator's signing key on their own token).
+    #[arg(long, value_name = "URI")]
+    key: Option<String>,
+    /// Make the instance key here (ec-p256) and hand it over in a PKCS#12 key bundle.
+    #[arg(long, value_name = "ALG")]
+    generate_key: Option<String>,
+}
+
+/// Certificate commands.
+#[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per run; boxing would only obscure clap's derive
+pub enum CertCmd {
+    /// Issue a certificate for JOC Cockpit, a Controller, an Agent, or an operator.
+    Issue {
+        /// The issuing CA.
+        #[arg(long, value_name = "CA")]
+        ca: String,
+        /// server, client, server-client (what JS7 instances use) or signing (operators).
+        #[arg(long)]
+        profile: String,
+        #[command(flatten)]
+        source: KeySource,
+        /// Subject DN (required with --key and --generate-key; overrides the CSR's).
+        #[arg(long, value_name = "DN")]
+        subject: Option<String>,
+        /// Subject alternative names: DNS:host,IP:1.2.3.4,URI:...,email:... (added to the CSR's).
+        #[arg(long, value_name = "LIST")]
+        san: Option<String>,
+        /// Validity in days (default 2 years for instances, 1 year for signing).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Write the certificate (PEM) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write the CA bundle (issuing CA up to the root, PEM) here.
+        #[arg(long)]
+        chain_out: Option<PathBuf>,
+        /// With --generate-key: the PKCS#12 key bundle to write.
+        #[arg(long, value_name = "FILE")]
+        pkcs12: Option<PathBuf>,
+        /// With --generate-key: where the PKCS#12 password comes from (prompt, env:, file:, fd:).
+        #[arg(long, value_name = "SRC")]
+        p12_password_source: Option<String>,
+        /// Replace existing output files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List issued certificates.
+    List {
+        /// Only those of this CA.
+        #[arg(long, value_name = "CA")]
+        ca: Option<String>,
+    },
+    /// Show one issued certificate.
+    Show {
+        /// Serial number as `openssl x509 -serial` prints it (colons and case ignored).
+        #[arg(long, value_name = "HEX")]
+        serial: String,
+    },
+    /// Revoke a certificate (final).
+    Revoke {
+        /// The CA that issued it.
+        #[arg(long, value_name = "CA")]
+        ca: String,
+        /// Its serial number.
+        #[arg(long, value_name = "HEX")]
+        serial: String,
+        /// unspecified, keyCompromise, cACompromise, affiliationChanged, superseded,
+        /// cessationOfOperation, privilegeWithdrawn, aACompromise.
+        #[arg(long, default_value = "unspecified")]
+        reason: String,
+    },
+}
+
+fn status(store: &Store, rec: &CertificateRecord) -> Result<String, Failure> {
+    if let Some(r) = store.revocation(&rec.serial)? {
+        return Ok(format!(
+            "REVOKED {} ({})",
+            format_time(r.revoked_at),
+            r.reason.name()
+        ));
+    }
+    let now = OffsetDateTime::now_utc();
+    Ok(if rec.not_after <= now {
+        "expired".into()
+    } else if rec.not_before > now {
+        "not yet valid".into()
+    } else {
+        "valid".into()
+    })
+}
+
+fn cert_json(store: &Store, rec: &CertificateRecord) -> Result<serde_json::Value, Failure> {
+    Ok(json!({
+        "serial": rec.serial.to_string(),
+        "subject": rec.subject,
+        "sans": rec.sans,
+        "profile": rec.profile,
+        "issuer": rec.issuer,
+        "not_before": format_time(rec.not_before),
+        "not_after": format_time(rec.not_after),
+        "sha256": rec.fingerprint,
+        "status": status(store, rec)?,
+        "audit_seq": rec.audit_seq,
+    }))
+}
+
+fn parse_serial(s: &str) -> Result<Serial, Failure> {
+    Serial::parse(s).map_err(|e| {
+        Failure::Usage(format!(
+            "--serial {s:?}: {e}. Give it as `openssl x509 -serial` prints it, e.g. 4A:1F:..."
+        ))
+    })
+}
+
+pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
+    match cmd {
+        CertCmd::Issue {
+            ca: ca_name,
+            profile,
+            source,
+            subject,
+            san,
+            days,
+            out,
+            chain_out,
+            pkcs12,
+            p12_password_source,
+            force,
+        } => {
+            // 1. Everything that can be checked without the token.
+            let profile = Profile::parse(&profile)?;
+            if profile.is_ca() {
+                return Err(Failure::Usage(format!(
+                    "--profile {} is a CA profile: use `hsmsign ca intermediate` or `ca sign-intermediate`",
+                    profile.name()
+                )));
+            }
+            let subject = subject.as_deref().map(parse_dn).transpose()?;
+            let mut sans = match &san {
+                Some(list) => {
+                    SanEntry::parse_list(list).map_err(|e| anyhow::anyhow!("--san: {e}"))?
+                }
+                None => Vec::new(),
+            };
+            let validity = Validity::for_profile(profile, days)?;
+            let csr = match &source.csr {
+                Some(path) => {
+                    let bytes = std::fs::read(path)
+                        .map_err(|e| anyhow::anyhow!("cannot read CSR {}: {e}", path.display()))?;
+                    Some(parse_csr(&bytes, &path.display().to_string())?)
+                }
+                None => None,
+            };
+            if let Some(c) = &csr {
+                for w in c.ignored() {
+                    ctx.warn(format!("CSR: {w}"));
+                }
+                for s in c.sans() {
+                    if !sans.contains(s) {
+                        sans.push(s.clone());
+                    }
+                }
+            }
+            let subject = match (subject, &csr) {
+                (Some(s), _) => s,
+                (None, Some(c)) => c.subject()?,
+                (None, None) => {
+                    return Err(Failure::Usage(
+                        "--subject is required with --key and --generate-key".into(),
+                    ));
+                }
+            };
+            if let Some(alg) = &source.generate_key {
+                if alg != "ec-p256" {
+                    return Err(Failure::Usage(format!(
+                        "--generate-key {alg:?}: only ec-p256 is offered for key bundles"
+                    )));
+                }
+                if pkcs12.is_none() || p12_password_source.is_none() {
+                    return Err(Failure::Usage(
+                        "--generate-key needs --pkcs12 FILE and --p12-password-source SRC: the key leaves this appliance only inside a password-protected PKCS#12".into(),
+                    ));
+                }
+            } else if pkcs12.is_some() {
+                return Err(Failure::Usage(
+                    "--pkcs12 goes with --generate-key only (with --csr the key stays on the instance)".into(),
+                ));
+            }
+            for o in [&out, &chain_out, &pkcs12].into_iter().flatten() {
+                hsmsign::output::check_new(o, force)?;
+            }
+            let generated = match &source.generate_key {
+                Some(_) => Some(super::bundle::GeneratedKey::new(
+                    ctx,
+                    p12_password_source.as_deref(),
+                )?),
+                None => None,
+            };
+            let key_uri = source.key.as_deref().map(|k| ctx.uri(k)).transpose()?;
+            let store = ctx.require_store()?;
+            let chain = chain_of(&store, &ca_name)?;
+            // 2. The token: sign inside one audited transaction.
+            let issued = with_issuer(ctx, &store, &ca_name, |iss, module, issuer_session| {
+                let mut token_key_public: Option<PublicKey> = None;
+                let key_source;
+                if let Some(uri) = &key_uri {
+                    let same_token =
+                        module.find_token(uri)?.1.serial == issuer_session.token().serial;
+                    let other;
+                    let session = if same_token {
+                        issuer_session
+                    } else {
+                        other = ctx.login_audited(module, uri, Some(&store))?;
+                        &other
+                    };
+                    let k = session.find_key(uri)?;
+                    key_source = session.object_uri(&k.label, &k.id);
+                    token_key_public = Some(k.public);
+                } else if csr.is_some() {
+                    key_source = "csr".to_string();
+                } else {
+                    key_source =
+                        "generated in memory, handed over in a PKCS#12 key bundle".to_string();
+                }
+                let public_key: &PublicKey = match (&token_key_public, &csr, &generated) {
+                    (Some(p), _, _) => p,
+                    (None, Some(c), _) => c.public_key(),
+                    (None, None, Some(g)) => g.public_key(),
+                    _ => unreachable_source()?,
+                };
+                let serial = ca::fresh_serial(&store, &mut |n| issuer_session.random(n))?;
+                Ok(ca::issue_certificate(
+                    &store,
+                    iss,
+                    &CertRequest {
+                        subject: &subject,
+                        public_key,
+                        profile,
+                        sans: &sans,
+                        validity,
+                        path_len: None,
+                        serial: &serial,
+                        key_source,
+                        csr: csr.as_ref(),
+                    },
+                    ctx.operator(Some(&issuer_session.token().label)),
+                )?)
+            })?;
+            // 3. Files, only after the record is committed.
+            let chain_ders: Vec<Vec<u8>> =
+                chain.iter().map(|c| c.certificate_der.clone()).collect();
+            if let Some(o) = &out {
+                hsmsign::output::write_new(
+                    o,
+                    pem_encode("CERTIFICATE", &issued.der).as_bytes(),
+                    force,
+                )?;
+            }
+            if let Some(o) = &chain_out {
+                let pem: String = chain_ders
+                    .iter()
+                    .map(|d| pem_encode("CERTIFICATE", d))
+                    .collect();
+                hsmsign::output::write_new(o, pem.as_bytes(), force)?;
+            }
+            if let (Some(g), Some(p)) = (&generated, &pkcs12) {
+                g.write_pkcs12(p, force, &issued.der, &chain_ders, subject.common_name())?;
+                ctx.warn(
+                    "Medium security: this instance key was made on the appliance and handed over in a PKCS#12 file. Prefer a CSR made on the instance; transfer the file securely and delete copies.",
+                );
+            }
+            if let Some(n) = &issued.notice {
+                ctx.warn(n);
+            }
+            let rec = store.certificate(&issued.serial)?.ok_or_else(|| {
+                anyhow::anyhow!("the issued certificate is missing from the state")
+            })?;
+            let mut text = format!(
+                "Issued {} certificate\n  subject: {}\n  serial:  {}\n  SHA-256: {}\n  valid:   {} .. {}",
+                profile.name(),
+                rec.subject,
+                rec.serial,
+                rec.fingerprint,
+                format_time(rec.not_before),
+                format_time(rec.not_after)
+            );
+            if !rec.sans.is_empty() {
+                text.push_str(&format!("\n  SANs:    {}", rec.sans.join(", ")));
+            }
+            for (what, p) in [
+                ("certificate", &out),
+                ("CA bundle", &chain_out),
+                ("PKCS#12", &pkcs12),
+            ] {
+                if let Some(p) = p {
+                    text.push_str(&format!("\n  {what}: {}", p.display()));
+                }
+            }
+            let mut doc = cert_json(&store, &rec)?;
+            doc["out"] = json!(out);
+            doc["chain_out"] = json!(chain_out);
+            doc["pkcs12"] = json!(pkcs12);
+            ctx.emit(text, doc);
+            Ok(())
+        }
+        CertCmd::List { ca: filter } => {
+            let store = ctx.require_store()?;
+            if let Some(c) = &filter
+                && store.ca(c)?.is_none()
+            {
+                return Err(ca::CaError::UnknownCa(c.clone()).into());
+            }
+            let certs = store.certificates(filter.as_deref())?;
+            let mut text = String::new();
+            let mut docs = Vec::new();
+            for c in &certs {
+                let st = status(&store, c)?;
+                text.push_str(&format!(
+                    "{}  {:<13} {:<20} {}  until {}  [{st}]\n",
+                    c.serial,
+                    c.profile,
+                    c.issuer,
+                    c.subject,
+                    format_time(c.not_after)
+                ));
+                docs.push(cert_json(&store, c)?);
+            }
+            if certs.is_empty() {
+                text.push_str("no certificates");
+            }
+            ctx.emit(text.trim_end(), json!({"certificates": docs}));
+            Ok(())
+        }
+        CertCmd::Show { serial } => {
+            let serial = parse_serial(&serial)?;
+            let store = ctx.require_store()?;
+            let rec = store.certificate(&serial)?.ok_or_else(|| {
+                anyhow::anyhow!("no certificate with serial {serial} in the state directory; `hsmsign cert list` shows them")
+            })?;
+            let text = format!(
+                "certificate {}\n  subject: {}\n  SANs:    {}\n  profile: {}\n  issuer:  CA {:?}\n  valid:   {} .. {}\n  SHA-256: {}\n  status:  {}\n{}",
+                rec.serial,
+                rec.subject,
+                if rec.sans.is_empty() {
+                    "-".to_string()
+                } else {
+                    rec.sans.join(", ")
+                },
+                rec.profile,
+                rec.issuer,
+                format_time(rec.not_before),
+                format_time(rec.not_after),
+                rec.fingerprint,
+                status(&store, &rec)?,
+                pem_encode("CERTIFICATE", &rec.der).trim_end()
+            );
+            let mut doc = cert_json(&store, &rec)?;
+            doc["pem"] = json!(pem_encode("CERTIFICATE", &rec.der));
+            ctx.emit(text, doc);
+            Ok(())
+        }
+        CertCmd::Revoke {
+            ca: ca_name,
+            serial,
+            reason,
+        } => {
+            let serial = parse_serial(&serial)?;
+            let reason =
+                RevocationReason::parse(&reason).map_err(|e| Failure::Usage(e.to_string()))?;
+            let store = ctx.require_store()?;
+            let rec = ca::revoke(&store, &ca_name, &serial, reason, ctx.operator(None))?;
+            ctx.emit(
+                format!(
+                    "Revoked {} ({}), reason {}.\nJS7 reads no CRLs: to withdraw it from JS7, remove this certificate (or its signer) from the Controllers' and Agents' config/private/trusted-x509-keys/ and from the https truststores, and re-issue where needed. Publish a new CRL with `hsmsign crl generate --ca {}` for other consumers.",
+                    rec.serial,
+                    rec.subject,
+                    reason.name(),
+                    ca_name
+                ),
+                json!({"serial": rec.serial.to_string(), "subject": rec.subject, "reason": reason.name()}),
+            );
+            Ok(())
+        }
+    }
+}
+
+fn unreachable_source<T>() -> Result<T, Failure> {
+    Err(Failure::Usage(
+        "give exactly one of --csr, --key or --generate-key".into(),
+    ))
+}

@@ -1,0 +1,486 @@
+//! `hsmsign ca ...`: roots and intermediates in the token, checked with openssl.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+mod common;
+
+use common::{Hsm, Pki, stderr};
+
+fn text(pki: &Pki, file: &str) -> String {
+    let (ok, out) = pki.openssl(&["x509", "-in", file, "-noout", "-text"]);
+    assert!(ok, "{out}");
+    out
+}
+
+#[test]
+fn root_and_intermediate_pass_openssl_strict_verification() {
+    for (root_alg, issuing_alg) in [
+        ("ec-p256", "ec-p256"),
+        ("ec-p384", "ec-p256"),
+        ("rsa-3072", "ec-p384"),
+    ] {
+        let pki = Pki::with_algorithms(root_alg, issuing_alg);
+        let (ok, out) = pki.openssl(&["verify", "-x509_strict", "-CAfile", "root.pem", "root.pem"]);
+        assert!(ok, "{root_alg}: {out}");
+        let (ok, out) = pki.openssl(&[
+            "verify",
+            "-x509_strict",
+            "-CAfile",
+            "root.pem",
+            "issuing.pem",
+        ]);
+        assert!(ok, "{root_alg}/{issuing_alg}: {out}");
+        let root = text(&pki, "root.pem");
+        let want_sig = match root_alg {
+            "ec-p256" => "ecdsa-with-SHA256",
+            "ec-p384" => "ecdsa-with-SHA384",
+            _ => "sha256WithRSAEncryption",
+        };
+        assert!(
+            root.contains(&format!("Signature Algorithm: {want_sig}")),
+            "{root}"
+        );
+        // Exactly the promised extensions, with their criticality.
+        assert!(
+            root.contains("X509v3 Basic Constraints: critical\n                CA:TRUE"),
+            "{root}"
+        );
+        assert!(
+            root.contains("X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign"),
+            "{root}"
+        );
+        assert!(root.contains("X509v3 Subject Key Identifier"), "{root}");
+        assert!(root.contains("X509v3 Authority Key Identifier"), "{root}");
+        assert_eq!(root.matches("X509v3 ").count(), 5, "{root}"); // header line + 4 extensions
+        let issuing = text(&pki, "issuing.pem");
+        assert!(issuing.contains("CA:TRUE, pathlen:0"), "{issuing}");
+        assert!(
+            issuing.contains("Issuer: CN = Test Root CA, O = SOS, C = DE")
+                || issuing.contains("Issuer: C = DE, O = SOS, CN = Test Root CA"),
+            "{issuing}"
+        );
+    }
+}
+
+#[test]
+fn the_root_key_is_the_token_key_per_opensc() {
+    let pki = Pki::new();
+    let (ok, out) = pki.hsm.tool(
+        "pkcs11-tool",
+        &[
+            "--module",
+            common::softhsm_module(),
+            "--token-label",
+            "CA",
+            "--read-object",
+            "--type",
+            "pubkey",
+            "--label",
+            "root-key",
+            "--output-file",
+            "token-root.der",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, a) = pki.openssl(&["pkey", "-pubin", "-inform", "DER", "-in", "token-root.der"]);
+    assert!(ok, "{a}");
+    let (ok, b) = pki.openssl(&["x509", "-in", "root.pem", "-noout", "-pubkey"]);
+    assert!(ok, "{b}");
+    assert_eq!(a, b);
+    // The certificate also sits on the token next to its key.
+    let (ok, out) = pki.hsm.tool(
+        "pkcs11-tool",
+        &[
+            "--module",
+            common::softhsm_module(),
+            "--token-label",
+            "CA",
+            "--list-objects",
+            "--type",
+            "cert",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("root-key") && out.contains("issuing-key"),
+        "{out}"
+    );
+}
+
+#[test]
+fn ca_show_and_export_give_the_chain() {
+    let pki = Pki::new();
+    let v = pki.json(&["ca", "show", "--name", "issuing"]);
+    assert_eq!(v["chain"], serde_json::json!(["issuing", "root"]));
+    assert_eq!(
+        v["ca"]["key_provenance"],
+        "generated on token, never extractable, always sensitive"
+    );
+    let bundle = std::fs::read_to_string(pki.path("bundle.pem")).unwrap();
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
+    let list = pki.json(&["ca", "show"]);
+    assert_eq!(list["cas"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_ca_requests_are_refused_before_anything_is_written() {
+    let pki = Pki::new();
+    pki.hsm.key("CA", "spare", "ec-p256");
+    let before = pki.counts();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "ca",
+                "init",
+                "--name",
+                "r2",
+                "--key",
+                "pkcs11:token=CA;object=spare",
+                "--subject",
+                "O=SOS, C=DE",
+            ],
+            "CN",
+        ),
+        (
+            &[
+                "ca",
+                "init",
+                "--name",
+                "r2",
+                "--key",
+                "pkcs11:token=CA;object=spare",
+                "--subject",
+                "CN=x,,O",
+            ],
+            "--subject",
+        ),
+        (
+            &[
+                "ca",
+                "init",
+                "--name",
+                "r2",
+                "--key",
+                "pkcs11:token=CA;object=spare",
+                "--subject",
+                "CN=x, XY=1",
+            ],
+            "XY",
+        ),
+        (
+            &[
+                "ca",
+                "init",
+                "--name",
+                "r2",
+                "--key",
+                "pkcs11:token=CA;object=spare",
+                "--subject",
+                "CN=x, C=DEU",
+            ],
+            "C",
+        ),
+        (
+            &[
+                "ca",
+                "init",
+                "--name",
+                "r2",
+                "--key",
+                "pkcs11:token=CA;object=spare",
+                "--subject",
+                "CN=x",
+                "--days",
+                "10000",
+            ],
+            "maximum",
+        ),
+        (
+            &[
+                "ca",
+                "init",
+                "--name",
+                "root",
+                "--key",
+                "pkcs11:token=CA;object=spare",
+                "--subject",
+                "CN=x",
+            ],
+            "exists already",
+        ),
+        (
+            &[
+                "ca",
+                "init",
+                "--name",
+                "r2",
+                "--key",
+                "pkcs11:token=CA;object=spare",
+                "--subject",
+                "CN=x",
+                "--out",
+                "root.pem",
+            ],
+            "already exists",
+        ),
+        (
+            &[
+                "ca",
+                "init",
+                "--name",
+                "r2",
+                "--key",
+                "pkcs11:token=CA;object=root-key",
+                "--subject",
+                "CN=x",
+            ],
+            "already holds a certificate",
+        ),
+        (
+            &[
+                "ca",
+                "intermediate",
+                "--name",
+                "i2",
+                "--issuer",
+                "nosuch",
+                "--key",
+                "pkcs11:token=CA;object=spare",
+                "--subject",
+                "CN=x",
+            ],
+            "no CA named",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = pki.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: want {needle:?} in {err}");
+    }
+    assert_eq!(
+        pki.json(&["ca", "show"])["cas"].as_array().unwrap().len(),
+        2
+    );
+    let after = pki.counts();
+    assert_eq!(before.1, after.1, "no certificate row may appear");
+}
+
+#[test]
+fn ca_import_checks_key_and_ca_flag() {
+    let pki = Pki::new();
+    pki.hsm.key("CA", "imported", "ec-p256");
+    // A CA certificate for the token key, made outside: public key from the token.
+    pki.ok(&[
+        "key",
+        "public",
+        "--key",
+        "pkcs11:token=CA;object=imported",
+        "--out",
+        "imported.pub",
+    ]);
+    let (ok, out) = pki.openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ext-root.key",
+        "-subj",
+        "/CN=External Root",
+        "-out",
+        "ext-root.pem",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = pki.openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "junk.key",
+        "-subj",
+        "/CN=Adopted CA",
+        "-out",
+        "junk.csr",
+    ]);
+    assert!(ok, "{out}");
+    std::fs::write(
+        pki.path("ca.ext"),
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .unwrap();
+    std::fs::write(pki.path("leaf.ext"), "basicConstraints=CA:FALSE\n").unwrap();
+    for (ext, file) in [("ca.ext", "adopted.pem"), ("leaf.ext", "leaf.pem")] {
+        let (ok, out) = pki.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "junk.csr",
+            "-force_pubkey",
+            "imported.pub",
+            "-CA",
+            "ext-root.pem",
+            "-CAkey",
+            "ext-root.key",
+            "-out",
+            file,
+            "-days",
+            "100",
+            "-extfile",
+            ext,
+        ]);
+        assert!(ok, "{out}");
+    }
+    // Not a CA certificate.
+    let out = pki.run(&[
+        "ca",
+        "import",
+        "--name",
+        "x",
+        "--cert",
+        "leaf.pem",
+        "--key",
+        "pkcs11:token=CA;object=imported",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).to_lowercase().contains("ca"),
+        "{}",
+        stderr(&out)
+    );
+    // A CA certificate for another key.
+    let out = pki.run(&[
+        "ca",
+        "import",
+        "--name",
+        "x",
+        "--cert",
+        "ext-root.pem",
+        "--key",
+        "pkcs11:token=CA;object=imported",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not the public key"),
+        "{}",
+        stderr(&out)
+    );
+    // The right one is adopted and can issue.
+    let v = pki.json(&[
+        "ca",
+        "import",
+        "--name",
+        "adopted",
+        "--cert",
+        "adopted.pem",
+        "--key",
+        "pkcs11:token=CA;object=imported",
+    ]);
+    assert_eq!(v["ca"]["subject"], "CN=Adopted CA");
+    let (ok, out) = pki.openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "c.key",
+        "-subj",
+        "/CN=client1",
+        "-out",
+        "c.csr",
+    ]);
+    assert!(ok, "{out}");
+    pki.ok(&[
+        "cert",
+        "issue",
+        "--ca",
+        "adopted",
+        "--profile",
+        "client",
+        "--csr",
+        "c.csr",
+        "--out",
+        "c.pem",
+    ]);
+    let (ok, out) = pki.openssl(&[
+        "verify",
+        "-CAfile",
+        "ext-root.pem",
+        "-untrusted",
+        "adopted.pem",
+        "c.pem",
+    ]);
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn a_ca_whose_key_left_the_token_cannot_sign() {
+    let pki = Pki::new();
+    let (ok, out) = pki.hsm.tool(
+        "pkcs11-tool",
+        &[
+            "--module",
+            common::softhsm_module(),
+            "--token-label",
+            "CA",
+            "--login",
+            "--pin",
+            common::USER_PIN,
+            "--delete-object",
+            "--type",
+            "privkey",
+            "--label",
+            "issuing-key",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = pki.openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "c.key",
+        "-subj",
+        "/CN=c",
+        "-out",
+        "c.csr",
+    ]);
+    assert!(ok, "{out}");
+    let before = pki.counts();
+    let out = pki.run(&[
+        "cert",
+        "issue",
+        "--ca",
+        "issuing",
+        "--profile",
+        "client",
+        "--csr",
+        "c.csr",
+        "--out",
+        "c.pem",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no private key matches"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!pki.path("c.pem").exists());
+    assert_eq!(before.1, pki.counts().1);
+    let _ = Hsm::new;
+}
