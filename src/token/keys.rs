@@ -149,14 +149,25 @@ impl TokenSession {
 
     /// The public half of the key pair with CKA_ID `id` (private key handle given for RSA).
     fn public_key_for(&self, private: ObjectHandle, id: &[u8]) -> Result<PublicKey, String> {
-        let publics = self
-            .session
-            .find_objects(&[
-                Attribute::Class(ObjectClass::PUBLIC_KEY),
-                Attribute::Id(id.to_vec()),
-            ])
-            .map_err(|e| e.to_string())?;
         let key_type = self.key_type(private);
+        // Same CKA_ID and key type; keys made by other tools may share an (empty) id, so the
+        // label decides between several candidates.
+        let mut template = vec![
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Id(id.to_vec()),
+        ];
+        if let Some(k) = key_type {
+            template.push(Attribute::KeyType(k));
+        }
+        let mut publics = self
+            .session
+            .find_objects(&template)
+            .map_err(|e| e.to_string())?;
+        if publics.len() > 1
+            && let Some(label) = self.attr_bytes(private, AttributeType::Label)
+        {
+            publics.retain(|h| self.attr_bytes(*h, AttributeType::Label).as_ref() == Some(&label));
+        }
         let from_object = |h: ObjectHandle| -> Result<PublicKey, String> {
             if key_type == Some(KeyType::EC) {
                 let params = self
@@ -747,8 +758,12 @@ impl TokenKey<'_> {
             .map_err(|e| self.device_error(describe_ck(e)))?;
         s.login(UserType::ContextSpecific, Some(pin))
             .map_err(|e| self.device_error(describe_ck(e)))?;
-        s.sign_update(data)
-            .map_err(|e| self.device_error(describe_ck(e)))?;
+        s.sign_update(data).map_err(|e| {
+            self.device_error(format!(
+                "{}; this key needs a PIN before every signature (CKA_ALWAYS_AUTHENTICATE), which hsmsign can only do through multi-part signing, and the token refuses that for this mechanism. Use a key without CKA_ALWAYS_AUTHENTICATE (e.g. PIV slot 9a instead of 9c)",
+                describe_ck(e)
+            ))
+        })?;
         s.sign_final()
             .map_err(|e| self.device_error(describe_ck(e)))
     }
@@ -780,36 +795,64 @@ impl SigningKey for TokenKey<'_> {
     ) -> Result<Vec<u8>, SignError> {
         use crate::signer::HashAlgorithm as H;
         let public = &self.key.public;
-        if public.algorithm().is_ec() {
-            if self.has(MechanismType::ECDSA) {
-                // ECDSA uses the leftmost bits of the digest up to the order's size; cutting
-                // here keeps tokens that limit the input length happy and changes nothing else.
-                let order_bytes = match public.algorithm() {
-                    KeyAlgorithm::EcP256 => 32,
-                    _ => 48,
-                };
-                let input = &digest[..digest.len().min(order_bytes)];
-                let raw = self.run(&Mechanism::Ecdsa, input)?;
-                return crate::signer::ecdsa_raw_to_der(&raw);
-            }
-            let combined = match alg.hash() {
-                H::Sha256 => Mechanism::EcdsaSha256,
-                H::Sha384 => Mechanism::EcdsaSha384,
-                H::Sha512 => Mechanism::EcdsaSha512,
+        let ec = public.algorithm().is_ec();
+        let (raw, combined, combined_type) = match (ec, alg.hash()) {
+            (true, H::Sha256) => (
+                MechanismType::ECDSA,
+                Mechanism::EcdsaSha256,
+                MechanismType::ECDSA_SHA256,
+            ),
+            (true, H::Sha384) => (
+                MechanismType::ECDSA,
+                Mechanism::EcdsaSha384,
+                MechanismType::ECDSA_SHA384,
+            ),
+            (true, H::Sha512) => (
+                MechanismType::ECDSA,
+                Mechanism::EcdsaSha512,
+                MechanismType::ECDSA_SHA512,
+            ),
+            (false, H::Sha256) => (
+                MechanismType::RSA_PKCS,
+                Mechanism::Sha256RsaPkcs,
+                MechanismType::SHA256_RSA_PKCS,
+            ),
+            (false, H::Sha384) => (
+                MechanismType::RSA_PKCS,
+                Mechanism::Sha384RsaPkcs,
+                MechanismType::SHA384_RSA_PKCS,
+            ),
+            (false, H::Sha512) => (
+                MechanismType::RSA_PKCS,
+                Mechanism::Sha512RsaPkcs,
+                MechanismType::SHA512_RSA_PKCS,
+            ),
+        };
+        // The raw mechanisms sign what the host hashed. Two cases use the token's hash-and-sign
+        // mechanism instead: a token without the raw one, and keys that need a login before each
+        // signature (CKA_ALWAYS_AUTHENTICATE), which go through the multi-part calls, and raw
+        // CKM_ECDSA is single-part only on many tokens.
+        let use_combined = !self.has(raw)
+            || (self.key.always_authenticate && self.mechanisms.contains(&combined_type));
+        let signature = if use_combined {
+            self.run(&combined, message)?
+        } else if ec {
+            // ECDSA uses the leftmost bits of the digest up to the order's size; cutting
+            // here keeps tokens that limit the input length happy and changes nothing else.
+            let order_bytes = match public.algorithm() {
+                KeyAlgorithm::EcP256 => 32,
+                _ => 48,
             };
-            let raw = self.run(&combined, message)?;
-            return crate::signer::ecdsa_raw_to_der(&raw);
-        }
-        if self.has(MechanismType::RSA_PKCS) {
+            self.run(&Mechanism::Ecdsa, &digest[..digest.len().min(order_bytes)])?
+        } else {
             let mut info = alg.hash().digest_info_prefix().to_vec();
             info.extend_from_slice(digest);
-            return self.run(&Mechanism::RsaPkcs, &info);
-        }
-        let combined = match alg.hash() {
-            H::Sha256 => Mechanism::Sha256RsaPkcs,
-            H::Sha384 => Mechanism::Sha384RsaPkcs,
-            H::Sha512 => Mechanism::Sha512RsaPkcs,
+            self.run(&Mechanism::RsaPkcs, &info)?
         };
-        self.run(&combined, message)
+        if ec {
+            crate::signer::ecdsa_raw_to_der(&signature)
+        } else {
+            Ok(signature)
+        }
     }
 }
