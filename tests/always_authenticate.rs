@@ -2,6 +2,8 @@
 //! context-specific login before every signature. SoftHSM2 enforces that, so this is tested on a
 //! real token: keys made by OpenSC's pkcs11-tool with --always-auth.
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
 mod common;
 
 use common::{Pki, USER_PIN, softhsm_module, stderr};
