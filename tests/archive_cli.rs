@@ -326,24 +326,12 @@ fn tampering_and_untrusted_signers_are_caught() {
     ]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     // A signer certificate from a foreign CA fails.
-    let (ok, o) = pki.openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "f.key",
-        "-subj",
+    pki.hsm.openssl_req(
+        "foreign",
         "/CN=Foreign CA",
-        "-out",
-        "foreign.pem",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-    ]);
-    assert!(ok, "{o}");
+        true,
+        &["-addext", "basicConstraints=critical,CA:TRUE"],
+    );
     let out = pki.run(&[
         "archive",
         "verify",

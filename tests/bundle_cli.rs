@@ -210,22 +210,8 @@ fn truststores_pem_and_pkcs12() {
 #[test]
 fn js7_config_names_the_subject_as_the_jvm_prints_it() {
     let pki = Pki::new();
-    let (ok, o) = pki.openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "c.key",
-        "-subj",
-        "/C=DE/O=SOS/OU=IT/CN=controller-1",
-        "-out",
-        "c.csr",
-    ]);
-    assert!(ok, "{o}");
+    pki.hsm
+        .openssl_req("c", "/C=DE/O=SOS/OU=IT/CN=controller-1", false, &[]);
     pki.ok(&[
         "cert",
         "issue",

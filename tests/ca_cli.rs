@@ -278,40 +278,13 @@ fn ca_import_checks_key_and_ca_flag() {
         "--out",
         "imported.pub",
     ]);
-    let (ok, out) = pki.openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ext-root.key",
-        "-subj",
+    pki.hsm.openssl_req(
+        "ext-root",
         "/CN=External Root",
-        "-out",
-        "ext-root.pem",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    assert!(ok, "{out}");
-    let (ok, out) = pki.openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "junk.key",
-        "-subj",
-        "/CN=Adopted CA",
-        "-out",
-        "junk.csr",
-    ]);
-    assert!(ok, "{out}");
+        true,
+        &["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+    );
+    pki.hsm.openssl_req("junk", "/CN=Adopted CA", false, &[]);
     std::fs::write(
         pki.path("ca.ext"),
         "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
@@ -385,22 +358,7 @@ fn ca_import_checks_key_and_ca_flag() {
         "pkcs11:token=CA;object=imported",
     ]);
     assert_eq!(v["ca"]["subject"], "CN=Adopted CA");
-    let (ok, out) = pki.openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "c.key",
-        "-subj",
-        "/CN=client1",
-        "-out",
-        "c.csr",
-    ]);
-    assert!(ok, "{out}");
+    pki.hsm.openssl_req("c", "/CN=client1", false, &[]);
     pki.ok(&[
         "cert",
         "issue",
@@ -445,22 +403,7 @@ fn a_ca_whose_key_left_the_token_cannot_sign() {
         ],
     );
     assert!(ok, "{out}");
-    let (ok, out) = pki.openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "c.key",
-        "-subj",
-        "/CN=c",
-        "-out",
-        "c.csr",
-    ]);
-    assert!(ok, "{out}");
+    pki.hsm.openssl_req("c", "/CN=c", false, &[]);
     let before = pki.counts();
     let out = pki.run(&[
         "cert",

@@ -267,22 +267,7 @@ fn mutual_tls_handshake_on_loopback() {
     );
     assert!(ok, "{text}");
     // A client certificate from a foreign CA is refused.
-    let (ok, out) = pki.openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "foreign.key",
-        "-subj",
-        "/CN=foreign",
-        "-out",
-        "foreign.pem",
-    ]);
-    assert!(ok, "{out}");
+    pki.hsm.openssl_req("foreign", "/CN=foreign", true, &[]);
     let (ok, text) = handshake(
         &pki,
         "controller-chain.pem",
@@ -352,24 +337,12 @@ fn bad_requests_give_clear_errors_and_no_row() {
         &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp256k1"],
         "k1",
     );
-    let (ok, o) = pki.openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-subj",
+    pki.hsm.openssl_req(
+        "ca",
         "/CN=sneaky",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-out",
-        "ca.csr",
-    ]);
-    assert!(ok, "{o}");
+        false,
+        &["-addext", "basicConstraints=critical,CA:TRUE"],
+    );
     let before = pki.counts();
     let cases: &[(&[&str], i32, &str)] = &[
         (&["--csr", "garbage.csr"], 1, "garbage.csr"),
@@ -443,25 +416,7 @@ fn validity_is_capped_at_the_issuer_with_a_notice() {
         "--days",
         "30",
     ]);
-    let (ok, o) = hsm.tool(
-        "openssl",
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "k",
-            "-subj",
-            "/CN=c",
-            "-out",
-            "c.csr",
-        ],
-    );
-    assert!(ok, "{o}");
+    hsm.openssl_req("c", "/CN=c", false, &[]);
     let out = hsm.run(&[
         "--state",
         st,

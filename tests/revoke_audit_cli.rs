@@ -6,22 +6,8 @@ mod common;
 use common::{Pki, stderr};
 
 fn client_csr(pki: &Pki, name: &str) {
-    let (ok, o) = pki.openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &format!("{name}.key"),
-        "-subj",
-        &format!("/CN={name}"),
-        "-out",
-        &format!("{name}.csr"),
-    ]);
-    assert!(ok, "{o}");
+    pki.hsm
+        .openssl_req(name, &format!("/CN={name}"), false, &[]);
 }
 
 fn issue(pki: &Pki, name: &str) -> String {

@@ -127,6 +127,33 @@ impl Hsm {
     }
 }
 
+impl Hsm {
+    /// `openssl req` with a new P-256 key `NAME.key`: a CSR `NAME.csr`, or with `self_signed` a
+    /// certificate `NAME.pem`. `extra` adds options such as `-addext`.
+    pub fn openssl_req(&self, name: &str, subj: &str, self_signed: bool, extra: &[&str]) {
+        let key = format!("{name}.key");
+        let out = format!("{name}.{}", if self_signed { "pem" } else { "csr" });
+        let mut args = vec![
+            "req",
+            if self_signed { "-x509" } else { "-new" },
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-subj",
+            subj,
+            "-out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        let (ok, o) = self.tool("openssl", &args);
+        assert!(ok, "openssl req for {name}: {o}");
+    }
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
