@@ -194,6 +194,23 @@ pub struct Issued {
     pub audit_seq: u64,
 }
 
+impl Issued {
+    /// What a use case returns after recording `issued` in the transaction `tx`.
+    fn recorded(
+        issued: x509::IssuedCertificate,
+        serial: &Serial,
+        tx: &mut crate::store::Change<'_>,
+    ) -> Self {
+        tx.add_output("certificate", &issued.der);
+        Self {
+            notice: issued.notice(),
+            der: issued.der,
+            serial: serial.clone(),
+            audit_seq: tx.audit_seq(),
+        }
+    }
+}
+
 /// A new CA to create.
 pub struct NewCaRequest<'a> {
     /// Its name.
@@ -223,6 +240,14 @@ fn refuse_existing_name(store: &Store, name: &str) -> Result<(), CaError> {
     Ok(())
 }
 
+/// Who signs a new CA certificate.
+pub enum CaSigner<'a> {
+    /// The new CA's own key: a self-signed root.
+    SelfSigned(&'a dyn SigningKey),
+    /// A CA of this appliance: an intermediate.
+    Issuer(&'a Issuer<'a>),
+}
+
 /// Make a self-signed root CA with `key` and record it.
 pub fn create_root(
     store: &Store,
@@ -230,43 +255,7 @@ pub fn create_root(
     key: &dyn SigningKey,
     operator: Operator,
 ) -> Result<Issued, CaError> {
-    refuse_existing_name(store, req.name)?;
-    let entry = AuditEntry::new("ca.init", operator)
-        .param("ca", req.name)
-        .param("key", req.key_uri)
-        .param("subject", req.subject.to_string())
-        .param("key_provenance", req.provenance);
-    store.change(entry, |tx| {
-        let issued = x509::issue(
-            &IssueParams {
-                subject: req.subject,
-                public_key: req.public_key,
-                profile: Profile::Root,
-                serial: req.serial,
-                not_before: req.validity.not_before,
-                not_after: req.validity.not_after,
-                sans: &[],
-                path_len: req.path_len,
-            },
-            None,
-            key,
-        )?;
-        tx.insert_ca(&NewCa {
-            name: req.name,
-            key_uri: req.key_uri,
-            certificate_der: &issued.der,
-            parent: None,
-            key_provenance: req.provenance,
-            attestation: req.attestation,
-        })?;
-        tx.add_output("certificate", &issued.der);
-        Ok(Issued {
-            notice: issued.notice(),
-            der: issued.der,
-            serial: req.serial.clone(),
-            audit_seq: tx.audit_seq(),
-        })
-    })
+    create_ca(store, req, CaSigner::SelfSigned(key), operator)
 }
 
 /// Make an intermediate CA for `req.public_key`, signed by `issuer`, and record it.
@@ -276,49 +265,68 @@ pub fn create_intermediate(
     issuer: &Issuer<'_>,
     operator: Operator,
 ) -> Result<Issued, CaError> {
+    create_ca(store, req, CaSigner::Issuer(issuer), operator)
+}
+
+/// Make a CA certificate and record the CA (and, for an intermediate, the certificate under its
+/// issuer) with one audit record.
+pub fn create_ca(
+    store: &Store,
+    req: &NewCaRequest<'_>,
+    signer: CaSigner<'_>,
+    operator: Operator,
+) -> Result<Issued, CaError> {
     refuse_existing_name(store, req.name)?;
-    let entry = AuditEntry::new("ca.intermediate", operator)
+    let (operation, profile, path_len, issuer) = match &signer {
+        CaSigner::SelfSigned(_) => ("ca.init", Profile::Root, req.path_len, None),
+        // An intermediate issues end-entity certificates only unless told otherwise.
+        CaSigner::Issuer(i) => (
+            "ca.intermediate",
+            Profile::Intermediate,
+            Some(req.path_len.unwrap_or(0)),
+            Some(*i),
+        ),
+    };
+    let mut entry = AuditEntry::new(operation, operator)
         .param("ca", req.name)
-        .param("issuer", issuer.record.name.clone())
         .param("key", req.key_uri)
         .param("subject", req.subject.to_string())
         .param("key_provenance", req.provenance);
+    if let Some(i) = issuer {
+        entry = entry.param("issuer", i.record.name.clone());
+    }
     store.change(entry, |tx| {
-        let issued = x509::issue(
-            &IssueParams {
-                subject: req.subject,
-                public_key: req.public_key,
-                profile: Profile::Intermediate,
-                serial: req.serial,
-                not_before: req.validity.not_before,
-                not_after: req.validity.not_after,
-                sans: &[],
-                path_len: Some(req.path_len.unwrap_or(0)),
-            },
-            Some(&issuer.cert),
-            issuer.key,
-        )?;
-        tx.insert_certificate(&NewCertificate {
-            issuer: &issuer.record.name,
-            der: &issued.der,
-            profile: Profile::Intermediate.name(),
+        let params = IssueParams {
+            subject: req.subject,
+            public_key: req.public_key,
+            profile,
+            serial: req.serial,
+            not_before: req.validity.not_before,
+            not_after: req.validity.not_after,
             sans: &[],
-        })?;
+            path_len,
+        };
+        let issued = match &signer {
+            CaSigner::SelfSigned(key) => x509::issue(&params, None, *key)?,
+            CaSigner::Issuer(i) => x509::issue(&params, Some(&i.cert), i.key)?,
+        };
+        if let Some(i) = issuer {
+            tx.insert_certificate(&NewCertificate {
+                issuer: &i.record.name,
+                der: &issued.der,
+                profile: profile.name(),
+                sans: &[],
+            })?;
+        }
         tx.insert_ca(&NewCa {
             name: req.name,
             key_uri: req.key_uri,
             certificate_der: &issued.der,
-            parent: Some(&issuer.record.name),
+            parent: issuer.map(|i| i.record.name.as_str()),
             key_provenance: req.provenance,
             attestation: req.attestation,
         })?;
-        tx.add_output("certificate", &issued.der);
-        Ok(Issued {
-            notice: issued.notice(),
-            der: issued.der,
-            serial: req.serial.clone(),
-            audit_seq: tx.audit_seq(),
-        })
+        Ok(Issued::recorded(issued, req.serial, tx))
     })
 }
 
@@ -428,13 +436,7 @@ pub fn issue_certificate(
             profile: req.profile.name(),
             sans: &sans,
         })?;
-        tx.add_output("certificate", &issued.der);
-        Ok(Issued {
-            notice: issued.notice(),
-            der: issued.der,
-            serial: req.serial.clone(),
-            audit_seq: tx.audit_seq(),
-        })
+        Ok(Issued::recorded(issued, req.serial, tx))
     })
 }
 
