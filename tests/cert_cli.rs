@@ -397,7 +397,7 @@ fn bad_requests_give_clear_errors_and_no_row() {
 }
 
 #[test]
-fn validity_is_capped_at_the_issuer_with_a_notice() {
+fn validity_past_the_issuer_is_refused_or_capped_with_a_notice() {
     let hsm = common::Hsm::with_token("CA");
     hsm.key("CA", "root-key", "ec-p256");
     let state = hsm.path("state");
@@ -417,6 +417,7 @@ fn validity_is_capped_at_the_issuer_with_a_notice() {
         "30",
     ]);
     hsm.openssl_req("c", "/CN=c", false, &[]);
+    // Explicitly asking for more than the CA has left is refused, with no row.
     let out = hsm.run(&[
         "--state",
         st,
@@ -430,6 +431,28 @@ fn validity_is_capped_at_the_issuer_with_a_notice() {
         "c.csr",
         "--days",
         "365",
+        "--out",
+        "c.pem",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("past the end of CA"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!hsm.path("c.pem").exists());
+    // The default validity (2 years) is cut to the CA's end, with a notice.
+    let out = hsm.run(&[
+        "--state",
+        st,
+        "cert",
+        "issue",
+        "--ca",
+        "root",
+        "--profile",
+        "client",
+        "--csr",
+        "c.csr",
         "--out",
         "c.pem",
     ]);

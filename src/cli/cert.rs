@@ -222,6 +222,15 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
             let key_uri = source.key.as_deref().map(|k| ctx.uri(k)).transpose()?;
             let store = ctx.require_store()?;
             let chain = chain_of(&store, &ca_name)?;
+            // An explicit --days that reaches past the issuer is a mistake to point out; the
+            // default validity is cut to the issuer's end instead (with a notice).
+            if days.is_some() && validity.not_after > chain[0].not_after {
+                return Err(Failure::Failed(anyhow::anyhow!(
+                    "--days {} reaches past the end of CA {ca_name:?} ({}); a certificate cannot outlive its issuer. Ask for fewer days, or leave --days out to end with the CA",
+                    days.unwrap_or_default(),
+                    format_time(chain[0].not_after)
+                )));
+            }
             // 2. The token: sign inside one audited transaction.
             let issued = with_issuer(ctx, &store, &ca_name, |iss, module, issuer_session| {
                 let mut token_key_public: Option<PublicKey> = None;
