@@ -446,7 +446,35 @@ impl PublicKey {
         message: &[u8],
         signature: &[u8],
     ) -> Result<(), SignError> {
-        self.verify_digest(alg, &alg.hash().digest(message), signature)
+        if !alg.fits(self.algorithm) {
+            return Err(SignError::Invalid { alg });
+        }
+        match self.ring_algorithm(alg) {
+            Some(ring_alg) => ring::signature::UnparsedPublicKey::new(ring_alg, &self.raw)
+                .verify(message, signature)
+                .map_err(|_| SignError::Invalid { alg }),
+            None => self.verify_digest(alg, &alg.hash().digest(message), signature),
+        }
+    }
+
+    /// The assembly-optimised verifier for this key and algorithm, where there is one. `raw` is
+    /// what it expects: the uncompressed EC point, or the PKCS#1 RSAPublicKey.
+    fn ring_algorithm(
+        &self,
+        alg: SignatureAlgorithm,
+    ) -> Option<&'static dyn ring::signature::VerificationAlgorithm> {
+        use SignatureAlgorithm as S;
+        use ring::signature as r;
+        Some(match (self.algorithm, alg) {
+            (KeyAlgorithm::EcP256, S::EcdsaSha256) => &r::ECDSA_P256_SHA256_ASN1,
+            (KeyAlgorithm::EcP256, S::EcdsaSha384) => &r::ECDSA_P256_SHA384_ASN1,
+            (KeyAlgorithm::EcP384, S::EcdsaSha256) => &r::ECDSA_P384_SHA256_ASN1,
+            (KeyAlgorithm::EcP384, S::EcdsaSha384) => &r::ECDSA_P384_SHA384_ASN1,
+            (KeyAlgorithm::Rsa(_), S::RsaSha256) => &r::RSA_PKCS1_2048_8192_SHA256,
+            (KeyAlgorithm::Rsa(_), S::RsaSha384) => &r::RSA_PKCS1_2048_8192_SHA384,
+            (KeyAlgorithm::Rsa(_), S::RsaSha512) => &r::RSA_PKCS1_2048_8192_SHA512,
+            _ => return None,
+        })
     }
 
     /// Verify a signature made with `alg` over a message whose digest (by `alg.hash()`) is given.
@@ -526,7 +554,7 @@ pub fn sign(
     let digest = alg.hash().digest(message);
     let signature = key.sign_digest(alg, message, &digest)?;
     public
-        .verify_digest(alg, &digest, &signature)
+        .verify(alg, message, &signature)
         .map_err(|_| SignError::BadSignature {
             key: key.name(),
             alg,
@@ -716,6 +744,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, SignError::BadSignature { .. }), "{err}");
+    }
+
+    #[test]
+    fn fast_and_pure_rust_verifiers_agree() {
+        for (key, alg) in [
+            (SoftKey::p256(5), SignatureAlgorithm::EcdsaSha256),
+            (SoftKey::p256(5), SignatureAlgorithm::EcdsaSha384),
+            (SoftKey::p384(6), SignatureAlgorithm::EcdsaSha384),
+            (SoftKey::p384(6), SignatureAlgorithm::EcdsaSha256),
+        ] {
+            let pk = key.public_key();
+            assert!(pk.ring_algorithm(alg).is_some());
+            let sig = sign(&key, alg, b"message").unwrap();
+            pk.verify(alg, b"message", &sig).unwrap();
+            pk.verify_digest(alg, &alg.hash().digest(b"message"), &sig)
+                .unwrap();
+            let mut bad = sig.clone();
+            let n = bad.len();
+            bad[n - 1] ^= 1;
+            assert!(pk.verify(alg, b"message", &bad).is_err());
+            assert!(
+                pk.verify_digest(alg, &alg.hash().digest(b"message"), &bad)
+                    .is_err()
+            );
+            assert!(pk.verify(alg, b"messagE", &sig).is_err());
+        }
     }
 
     #[test]

@@ -58,6 +58,21 @@ pub struct SignSummary {
     pub warnings: Vec<String>,
 }
 
+/// Entries queued between the signing thread and the writing thread.
+const WRITE_QUEUE: usize = 8;
+
+/// What the signing thread hands the writing thread.
+enum Job {
+    /// One entry, with its signature entry's name and text when it is a signed object.
+    Entry {
+        entry: Entry,
+        data: Vec<u8>,
+        signature: Option<(String, String)>,
+    },
+    /// Everything was read and signed: commit the output.
+    Finish,
+}
+
 /// The name of the signature entry of `object`.
 fn sig_name(object: &str) -> String {
     format!("{object}{SIG_SUFFIX}")
@@ -150,12 +165,37 @@ pub fn sign_archive(
 
     let input_sha256 = sha256_file(input)?;
 
-    // Only now: sign, streaming the archive a second time.
-    let mut writer = ArchiveWriter::create(output, force, format)?;
+    // Only now: sign, streaming the archive a second time. Signing stays on this thread (the
+    // token session is not shared); deflating and writing the output run on a second thread, fed
+    // through a short queue, so the token and the compressor work at the same time. The queue
+    // holds at most WRITE_QUEUE entries: memory stays bounded by the largest entry.
+    let writer = ArchiveWriter::create(output, force, format)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(WRITE_QUEUE);
+    let write_thread = std::thread::spawn(move || -> Result<Option<String>, ArchiveError> {
+        let mut writer = writer;
+        for job in rx {
+            match job {
+                Job::Entry {
+                    entry,
+                    data,
+                    signature,
+                } => {
+                    writer.add(&entry, &data)?;
+                    if let Some((name, sig)) = signature {
+                        writer.add_signature(&entry, &name, sig.as_bytes())?;
+                    }
+                }
+                // Only an explicit finish commits the output.
+                Job::Finish => return writer.finish().map(Some),
+            }
+        }
+        // The queue closed without a finish: the signing side failed. Dropping the writer
+        // removes the temporary file; nothing appears at the output path.
+        Ok(None)
+    });
     let mut done = 0;
     let mut index = 0;
-    let mut sig_text = String::new();
-    read_archive(input, &options.limits, &mut |e: &Entry, data: &[u8]| {
+    let read_result = read_archive(input, &options.limits, &mut |e: &Entry, data: &[u8]| {
         // The file must be the one checked in step 1.
         match names.get(index) {
             Some((n, d)) if *n == e.name && *d == e.is_dir => {}
@@ -174,27 +214,65 @@ pub fn sign_archive(
             // An old signature (only reachable with replace_signatures): dropped.
             return Ok(());
         }
-        writer.add(e, data)?;
+        let mut signature = None;
         if !e.is_dir && is_signed_object(&e.name) {
             let sig = signer::sign(key, alg, data).map_err(|source| ArchiveError::Signing {
                 entry: e.name.clone(),
                 source,
             })?;
-            sig_text.clear();
-            base64::engine::general_purpose::STANDARD.encode_string(&sig, &mut sig_text);
-            writer.add_signature(e, &sig_name(&e.name), sig_text.as_bytes())?;
+            let text = base64::engine::general_purpose::STANDARD.encode(&sig);
+            signature = Some((sig_name(&e.name), text));
+        }
+        let signed = signature.is_some();
+        // A closed queue means the writer stopped on an error: it is reported below.
+        if tx
+            .send(Job::Entry {
+                entry: e.clone(),
+                data: data.to_vec(),
+                signature,
+            })
+            .is_err()
+        {
+            return Err(ArchiveError::InputChanged {
+                path: input.to_path_buf(),
+                entry: "(the output writer stopped)".into(),
+            });
+        }
+        if signed {
             done += 1;
             progress(done, total);
         }
         Ok(())
-    })?;
-    if index != names.len() {
-        return Err(ArchiveError::InputChanged {
+    });
+    let complete = match read_result {
+        Ok(_) if index == names.len() => Ok(()),
+        Ok(_) => Err(ArchiveError::InputChanged {
             path: input.to_path_buf(),
             entry: "(entries missing at the end)".into(),
-        });
+        }),
+        Err(e) => Err(e),
+    };
+    if complete.is_ok() {
+        // If the writer already stopped, its error is collected just below.
+        let _ = tx.send(Job::Finish);
     }
-    let output_sha256 = writer.finish()?;
+    drop(tx);
+    let writer_failed = |what: &str| {
+        ArchiveError::Output(crate::output::OutputError::Io {
+            path: output.to_path_buf(),
+            source: std::io::Error::other(what.to_string()),
+        })
+    };
+    let written = write_thread
+        .join()
+        .unwrap_or_else(|_| Err(writer_failed("the output writer stopped unexpectedly")));
+    // The writer's own error explains a stopped queue better than the reader's.
+    let output_sha256 = match (complete, written) {
+        (_, Err(w)) => return Err(w),
+        (Err(r), Ok(_)) => return Err(r),
+        (Ok(()), Ok(Some(sha))) => sha,
+        (Ok(()), Ok(None)) => return Err(writer_failed("the output writer stopped early")),
+    };
     Ok(SignSummary {
         objects_signed: done,
         signatures_replaced: replaced,
