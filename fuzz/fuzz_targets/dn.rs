@@ -26,8 +26,14 @@ fuzz_target!(|data: &[u8]| {
         Ok(der) => der,
         Err(e) => panic!("{text:?} accepted but not encodable: {e}"),
     };
+    // DER sorts the attributes of a multi-valued RDN (SET OF), so the value read back may
+    // list them in another order: the property is the same DER.
     match DistinguishedName::from_der(&der, "fuzz") {
-        Ok(again) => assert_eq!(again, dn, "DER round trip of {text:?}"),
+        Ok(again) => assert_eq!(
+            again.to_der().ok(),
+            Some(der.clone()),
+            "DER round trip of {text:?}"
+        ),
         Err(e) => panic!("{text:?} encoded does not decode again: {e}"),
     }
     let _ = hsmsign::x509::dn::describe_name_der(&der);
