@@ -396,10 +396,12 @@ impl DistinguishedName {
         };
         let mut rdns = parse_rdns(body, sep)?;
         if reverse {
+            // The classic mistake is OpenSSL's order written with commas: a lone `C=..` first.
+            // A multi-valued first RDN that happens to hold a C is a name we print ourselves.
             if rdns.len() > 1
                 && rdns
                     .first()
-                    .is_some_and(|rdn| rdn.iter().any(|a| a.kind == AttributeType::Country))
+                    .is_some_and(|rdn| rdn.len() == 1 && rdn[0].kind == AttributeType::Country)
             {
                 let dn = Self { rdns: rdns.clone() };
                 return Err(DnError::ReversedOrder {
@@ -944,6 +946,14 @@ mod tests {
         }
         let dn = DistinguishedName::parse("/C=de/CN=x").unwrap();
         assert_eq!(names(&dn)[0], "C=DE");
+    }
+
+    #[test]
+    fn a_printed_multi_valued_rdn_with_a_country_parses_back() {
+        // Found by the `dn` fuzz target: printed as `O=A+C=DE,CN=slas`, which was refused.
+        let dn = DistinguishedName::parse("/CN=slas/O=A+C=DE").unwrap();
+        let again = DistinguishedName::parse(&dn.to_string()).unwrap();
+        assert_eq!(again.to_der().unwrap(), dn.to_der().unwrap());
     }
 
     #[test]
