@@ -325,7 +325,7 @@ fn ca_import_checks_key_and_ca_flag() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).to_lowercase().contains("ca"),
+        stderr(&out).contains("is not a CA certificate (BasicConstraints says CA:FALSE)"),
         "{}",
         stderr(&out)
     );

@@ -239,6 +239,40 @@ fn ca_json(rec: &CaRecord) -> serde_json::Value {
     })
 }
 
+/// Everything a new CA needs checked before the token is touched: the subject, the validity,
+/// the key URI, the output path, and a free name in the state.
+#[allow(clippy::too_many_arguments)] // the command's own arguments, passed through once
+fn prepare_new_ca(
+    ctx: &Ctx,
+    name: &str,
+    key: &str,
+    subject: &str,
+    days: Option<u32>,
+    profile: Profile,
+    out: &Option<PathBuf>,
+    force: bool,
+) -> Result<
+    (
+        DistinguishedName,
+        Validity,
+        hsmsign::token::Pkcs11Uri,
+        Store,
+    ),
+    Failure,
+> {
+    let subject = parse_dn(subject)?;
+    let validity = Validity::for_profile(profile, days)?;
+    let uri = ctx.uri(key)?;
+    if let Some(o) = out {
+        hsmsign::output::check_new(o, force)?;
+    }
+    let store = ctx.require_store()?;
+    if store.ca(name)?.is_some() {
+        return Err(ca::CaError::NameTaken(name.to_string()).into());
+    }
+    Ok((subject, validity, uri, store))
+}
+
 /// Refuse a key whose token already holds a certificate (it belongs to a CA already).
 fn refuse_token_certificate(session: &TokenSession, id: &[u8], uri: &str) -> Result<(), Failure> {
     if session.certificate(id)?.is_some() {
@@ -268,16 +302,8 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             out,
             force,
         } => {
-            let subject = parse_dn(&subject)?;
-            let validity = Validity::for_profile(Profile::Root, days)?;
-            let uri = ctx.uri(&key)?;
-            if let Some(o) = &out {
-                hsmsign::output::check_new(o, force)?;
-            }
-            let store = ctx.require_store()?;
-            if store.ca(&name)?.is_some() {
-                return Err(ca::CaError::NameTaken(name).into());
-            }
+            let (subject, validity, uri, store) =
+                prepare_new_ca(ctx, &name, &key, &subject, days, Profile::Root, &out, force)?;
             let module = ctx.module(Some(&uri))?;
             let issued = {
                 let session = ctx.login_audited(&module, &uri, Some(&store))?;
@@ -317,16 +343,16 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             out,
             force,
         } => {
-            let subject = parse_dn(&subject)?;
-            let validity = Validity::for_profile(Profile::Intermediate, days)?;
-            let uri = ctx.uri(&key)?;
-            if let Some(o) = &out {
-                hsmsign::output::check_new(o, force)?;
-            }
-            let store = ctx.require_store()?;
-            if store.ca(&name)?.is_some() {
-                return Err(ca::CaError::NameTaken(name).into());
-            }
+            let (subject, validity, uri, store) = prepare_new_ca(
+                ctx,
+                &name,
+                &key,
+                &subject,
+                days,
+                Profile::Intermediate,
+                &out,
+                force,
+            )?;
             let issued = with_issuer(ctx, &store, &issuer, |iss, module, issuer_session| {
                 // The new CA's key may sit on the issuer's token or on another one.
                 let same_token = module.find_token(&uri)?.1.serial == issuer_session.token().serial;
