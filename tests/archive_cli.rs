@@ -366,11 +366,37 @@ fn refusals_leave_no_output() {
     write_zip(&pki.path("export.zip"));
     let uri = operator(&pki, "alice", "ec-p256");
     operator(&pki, "bob", "ec-p256");
+    // A CA certificate for Alice's own key (made with openssl, as a confused officer might).
+    pki.hsm.openssl_req(
+        "other-ca",
+        "/CN=Other CA",
+        true,
+        &["-addext", "basicConstraints=critical,CA:TRUE"],
+    );
+    pki.hsm.openssl_req("junk", "/CN=Alice as CA", false, &[]);
+    std::fs::write(pki.path("ca.ext"), "basicConstraints=critical,CA:TRUE\n").unwrap();
+    let (ok, out) = pki.openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "junk.csr",
+        "-force_pubkey",
+        "alice.pub",
+        "-CA",
+        "other-ca.pem",
+        "-CAkey",
+        "other-ca.key",
+        "-extfile",
+        "ca.ext",
+        "-out",
+        "alice-ca.pem",
+    ]);
+    assert!(ok, "{out}");
     let cases: &[(&[&str], i32, &str)] = &[
         // The certificate of another key.
-        (&["--cert", "bob.pem"], 1, "key"),
+        (&["--cert", "bob.pem"], 1, "but the signing key is"),
         // A CA certificate as signer.
-        (&["--cert", "issuing.pem"], 1, "CA"),
+        (&["--cert", "alice-ca.pem"], 1, "is a CA certificate"),
         // An algorithm JS7 does not know / that does not fit the key.
         (
             &["--cert", "alice.pem", "--algorithm", "SHA1withECDSA"],
@@ -380,7 +406,7 @@ fn refusals_leave_no_output() {
         (
             &["--cert", "alice.pem", "--algorithm", "SHA256withRSA"],
             1,
-            "RSA",
+            "does not fit",
         ),
     ];
     for (extra, code, needle) in cases {

@@ -346,11 +346,19 @@ fn bad_requests_give_clear_errors_and_no_row() {
     let before = pki.counts();
     let cases: &[(&[&str], i32, &str)] = &[
         (&["--csr", "garbage.csr"], 1, "garbage.csr"),
-        (&["--csr", "root.pem"], 1, "certificate"),
-        (&["--csr", "tampered.der"], 1, "signature"),
-        (&["--csr", "rsa1024.csr"], 1, "RSA"),
+        (
+            &["--csr", "root.pem"],
+            1,
+            "holds a certificate, not a certificate signing request",
+        ),
+        (
+            &["--csr", "tampered.der"],
+            1,
+            "does not verify against its own public key",
+        ),
+        (&["--csr", "rsa1024.csr"], 1, "RSA-1024"),
         (&["--csr", "k1.csr"], 1, "secp256k1"),
-        (&["--csr", "ca.csr"], 1, "CA"),
+        (&["--csr", "ca.csr"], 1, "asks for a CA certificate"),
         (
             &["--csr", "good.csr", "--san", "DNS:not a host"],
             1,
