@@ -15,3 +15,5 @@ pub mod signer;
 pub mod store;
 pub mod token;
 pub mod x509;
+#[cfg(feature = "yubikey")]
+pub mod piv;
