@@ -87,7 +87,7 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                 })
                 .transpose()?;
             // Everything that can be checked without the token, first.
-            let uri = ctx.uri(&key)?;
+            ctx.check_key_name(&key)?;
             let cert_der = read_certificate(&cert)?;
             if !input.is_file() {
                 return Err(Failure::Failed(anyhow::anyhow!(
@@ -97,9 +97,8 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
             }
             hsmsign::output::check_new(&out, force)?;
             let store = ctx.store()?;
-            let module = ctx.module(Some(&uri))?;
-            let session = ctx.login_audited(&module, &uri, store.as_ref())?;
-            let signing_key = session.signing_key(&uri)?;
+            let handle = ctx.open_key(&key, store.as_ref(), None)?;
+            let signing_key = handle.signing_key()?;
             let options = SignOptions {
                 algorithm,
                 replace_signatures,
@@ -110,17 +109,17 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                 &input,
                 &out,
                 force,
-                &signing_key,
+                signing_key.as_ref(),
                 &cert_der,
                 &options,
                 &mut |done, total| progress.update(done, total),
             )?;
             if let Some(store) = &store {
                 store.record(
-                    AuditEntry::new("archive.sign", ctx.operator(Some(&session.token().label)))
+                    AuditEntry::new("archive.sign", ctx.operator(Some(&handle.holder())))
                         .input_sha256("archive", sha256_bytes(&summary.input_sha256))
                         .output_sha256("signed archive", sha256_bytes(&summary.output_sha256))
-                        .param("key", signing_key_uri(&signing_key))
+                        .param("key", signing_key.name())
                         .param("signer", summary.signer_subject.clone())
                         .param("signer_cert_sha256", summary.signer_cert_sha256.clone())
                         .param("algorithm", summary.algorithm.clone())
@@ -139,7 +138,7 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                     input.display(),
                     summary.format,
                     summary.algorithm,
-                    signing_key_uri(&signing_key),
+                    signing_key.name(),
                     summary.signer_subject,
                     summary.signer_cert_sha256,
                     out.display(),
@@ -149,8 +148,7 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                 json!(summary),
             );
             drop(signing_key);
-            drop(session);
-            module.finalize();
+            handle.finish();
             Ok(())
         }
         ArchiveCmd::Verify {
@@ -230,9 +228,6 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
     }
 }
 
-fn signing_key_uri(key: &hsmsign::token::TokenKey<'_>) -> String {
-    hsmsign::signer::SigningKey::name(key)
-}
 
 #[cfg(test)]
 mod tests {

@@ -131,12 +131,10 @@ pub fn run(ctx: &Ctx, cmd: AuditCmd) -> CmdResult {
                     store.path().display()
                 ))
             })?;
-            let uri = ctx.uri(&record.key_uri)?;
-            let module = ctx.module(Some(&uri))?;
-            let session = ctx.login_audited(&module, &uri, Some(&store))?;
-            let key = session.signing_key(&uri)?;
+            let handle = ctx.open_key(&record.key_uri, Some(&store), None)?;
+            let key = handle.signing_key()?;
             let anchored =
-                store.anchor_head(&key, &ca, ctx.operator(Some(&session.token().label)))?;
+                store.anchor_head(key.as_ref(), &ca, ctx.operator(Some(&handle.holder())))?;
             ctx.emit(
                 format!(
                     "CA {ca:?} signed the audit chain head; anchor record #{} ({})",
@@ -145,8 +143,7 @@ pub fn run(ctx: &Ctx, cmd: AuditCmd) -> CmdResult {
                 json!({"anchor": anchored}),
             );
             drop(key);
-            drop(session);
-            module.finalize();
+            handle.finish();
             Ok(())
         }
     }

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use hsmsign::ca::{self, Issuer, NewCaRequest, Validity};
-use hsmsign::signer::{SigningKey, pem_encode};
+use hsmsign::signer::pem_encode;
 use hsmsign::store::{CaRecord, Store};
-use hsmsign::token::{Module, TokenSession};
 use hsmsign::x509::{CaCertificate, DistinguishedName, Profile, format_time, parse_csr};
 use serde_json::json;
 
+use super::handle::KeyHandle;
 use super::{CmdResult, Ctx, Failure};
 
 /// CA commands.
@@ -146,25 +146,24 @@ pub(super) fn parse_dn(s: &str) -> Result<DistinguishedName, Failure> {
     Ok(DistinguishedName::parse(s).map_err(|e| anyhow::anyhow!("--subject: {e}"))?)
 }
 
-/// Open the token of CA `name`, log in, and run `f` with the CA ready to sign.
+/// Open the key of CA `name` (a token or a YubiKey), log in, and run `f` with the CA ready
+/// to sign.
 pub(super) fn with_issuer<T>(
     ctx: &Ctx,
     store: &Store,
     name: &str,
-    f: impl FnOnce(&Issuer<'_>, &Module, &TokenSession) -> Result<T, Failure>,
+    f: impl FnOnce(&Issuer<'_>, &KeyHandle) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
     let record = store
         .ca(name)?
         .ok_or_else(|| ca::CaError::UnknownCa(name.to_string()))?;
-    let uri = ctx.uri(&record.key_uri)?;
-    let module = ctx.module(Some(&uri))?;
+    let handle = ctx.open_key(&record.key_uri, Some(store), None)?;
     let result = {
-        let session = ctx.login_audited(&module, &uri, Some(store))?;
-        let key = session.signing_key(&uri)?;
-        let issuer = Issuer::load(store, name, &key)?;
-        f(&issuer, &module, &session)
+        let key = handle.signing_key()?;
+        let issuer = Issuer::load(store, name, key.as_ref())?;
+        f(&issuer, &handle)
     };
-    module.finalize();
+    handle.finish();
     result
 }
 
@@ -251,18 +250,10 @@ fn prepare_new_ca(
     profile: Profile,
     out: &Option<PathBuf>,
     force: bool,
-) -> Result<
-    (
-        DistinguishedName,
-        Validity,
-        hsmsign::token::Pkcs11Uri,
-        Store,
-    ),
-    Failure,
-> {
+) -> Result<(DistinguishedName, Validity, Store), Failure> {
     let subject = parse_dn(subject)?;
     let validity = Validity::for_profile(profile, days)?;
-    let uri = ctx.uri(key)?;
+    ctx.check_key_name(key)?;
     if let Some(o) = out {
         hsmsign::output::check_new(o, force)?;
     }
@@ -270,25 +261,7 @@ fn prepare_new_ca(
     if store.ca(name)?.is_some() {
         return Err(ca::CaError::NameTaken(name.to_string()).into());
     }
-    Ok((subject, validity, uri, store))
-}
-
-/// Refuse a key whose token already holds a certificate (it belongs to a CA already).
-fn refuse_token_certificate(session: &TokenSession, id: &[u8], uri: &str) -> Result<(), Failure> {
-    if session.certificate(id)?.is_some() {
-        return Err(Failure::Failed(anyhow::anyhow!(
-            "the token already holds a certificate for {uri}: this key already belongs to a CA. Use `hsmsign ca import` to adopt that certificate, or generate a new key"
-        )));
-    }
-    Ok(())
-}
-
-fn store_on_token(ctx: &Ctx, session: &TokenSession, label: &str, id: &[u8], der: &[u8]) {
-    if let Err(e) = session.store_certificate(label, id, der) {
-        ctx.warn(format!(
-            "the certificate is recorded but could not be stored on the token next to its key: {e}"
-        ));
-    }
+    Ok((subject, validity, store))
 }
 
 pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
@@ -302,15 +275,14 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             out,
             force,
         } => {
-            let (subject, validity, uri, store) =
+            let (subject, validity, store) =
                 prepare_new_ca(ctx, &name, &key, &subject, days, Profile::Root, &out, force)?;
-            let module = ctx.module(Some(&uri))?;
+            let handle = ctx.open_key(&key, Some(&store), None)?;
             let issued = {
-                let session = ctx.login_audited(&module, &uri, Some(&store))?;
-                let key = session.signing_key(&uri)?;
-                refuse_token_certificate(&session, key.id(), &key.name())?;
-                let provenance = session.inspect(&uri)?.verdict;
-                let serial = ca::fresh_serial(&store, &mut |n| session.random(n))?;
+                let key = handle.signing_key()?;
+                handle.refuse_existing_certificate()?;
+                let (provenance, attestation) = handle.provenance()?;
+                let serial = ca::fresh_serial(&store, &mut |n| handle.random(n))?;
                 let issued = ca::create_root(
                     &store,
                     &NewCaRequest {
@@ -322,15 +294,15 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                         validity,
                         path_len,
                         serial: &serial,
-                        attestation: None,
+                        attestation: attestation.as_deref(),
                     },
-                    &key,
-                    ctx.operator(Some(&session.token().label)),
+                    key.as_ref(),
+                    ctx.operator(Some(&handle.holder())),
                 )?;
-                store_on_token(ctx, &session, key.label(), key.id(), &issued.der);
+                handle.store_certificate(ctx, &issued.der);
                 issued
             };
-            module.finalize();
+            handle.finish();
             finish_ca(ctx, &store, &name, &issued, &out, force)
         }
         CaCmd::Intermediate {
@@ -343,7 +315,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             out,
             force,
         } => {
-            let (subject, validity, uri, store) = prepare_new_ca(
+            let (subject, validity, store) = prepare_new_ca(
                 ctx,
                 &name,
                 &key,
@@ -353,37 +325,31 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                 &out,
                 force,
             )?;
-            let issued = with_issuer(ctx, &store, &issuer, |iss, module, issuer_session| {
-                // The new CA's key may sit on the issuer's token or on another one.
-                let same_token = module.find_token(&uri)?.1.serial == issuer_session.token().serial;
-                let other;
-                let session = if same_token {
-                    issuer_session
-                } else {
-                    other = ctx.login_audited(module, &uri, Some(&store))?;
-                    &other
-                };
-                let key = session.signing_key(&uri)?;
-                refuse_token_certificate(session, key.id(), &key.name())?;
-                let provenance = session.inspect(&uri)?.verdict;
-                let serial = ca::fresh_serial(&store, &mut |n| issuer_session.random(n))?;
+            let issued = with_issuer(ctx, &store, &issuer, |iss, issuer_handle| {
+                // The new CA's key may sit on the issuer's token or YubiKey, or on another one.
+                let subject_handle = ctx.open_other(issuer_handle, &key, &store)?;
+                let public_key = subject_handle.public_key()?;
+                subject_handle.refuse_existing_certificate()?;
+                let (provenance, attestation) = subject_handle.provenance()?;
+                let serial = ca::fresh_serial(&store, &mut |n| issuer_handle.random(n))?;
                 let issued = ca::create_intermediate(
                     &store,
                     &NewCaRequest {
                         name: &name,
                         subject: &subject,
-                        key_uri: &key.name(),
-                        public_key: key.public_key(),
+                        key_uri: &subject_handle.key_name()?,
+                        public_key: &public_key,
                         provenance: &provenance,
                         validity,
                         path_len,
                         serial: &serial,
-                        attestation: None,
+                        attestation: attestation.as_deref(),
                     },
                     iss,
-                    ctx.operator(Some(&issuer_session.token().label)),
+                    ctx.operator(Some(&issuer_handle.holder())),
                 )?;
-                store_on_token(ctx, session, key.label(), key.id(), &issued.der);
+                subject_handle.store_certificate(ctx, &issued.der);
+                subject_handle.finish();
                 Ok(issued)
             })?;
             finish_ca(ctx, &store, &name, &issued, &out, force)
@@ -403,8 +369,8 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             let validity = Validity::for_profile(Profile::Intermediate, days)?;
             hsmsign::output::check_new(&out, force)?;
             let store = ctx.require_store()?;
-            let issued = with_issuer(ctx, &store, &issuer, |iss, _, session| {
-                let serial = ca::fresh_serial(&store, &mut |n| session.random(n))?;
+            let issued = with_issuer(ctx, &store, &issuer, |iss, handle| {
+                let serial = ca::fresh_serial(&store, &mut |n| handle.random(n))?;
                 Ok(ca::issue_certificate(
                     &store,
                     iss,
@@ -419,7 +385,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                         key_source: "csr".into(),
                         csr: Some(&request),
                     },
-                    ctx.operator(Some(&session.token().label)),
+                    ctx.operator(Some(&handle.holder())),
                 )?)
             })?;
             let pem = pem_encode("CERTIFICATE", &issued.der);
@@ -442,17 +408,16 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             let bytes = std::fs::read(&cert)
                 .map_err(|e| anyhow::anyhow!("cannot read certificate {}: {e}", cert.display()))?;
             let parsed = CaCertificate::parse(&bytes, &cert.display().to_string())?;
-            let uri = ctx.uri(&key)?;
+            ctx.check_key_name(&key)?;
             let store = ctx.require_store()?;
             if store.ca(&name)?.is_some() {
                 return Err(ca::CaError::NameTaken(name).into());
             }
-            let module = ctx.module(Some(&uri))?;
+            let handle = ctx.open_key(&key, Some(&store), None)?;
             let record = {
-                let session = ctx.login_audited(&module, &uri, Some(&store))?;
-                let found = session.find_key(&uri)?;
-                let key_uri = session.object_uri(&found.label, &found.id);
-                let provenance = session.inspect(&uri)?.verdict;
+                let key_uri = handle.key_name()?;
+                let public = handle.public_key()?;
+                let (provenance, _) = handle.provenance()?;
                 let record = ca::import_ca(
                     &store,
                     &ca::ImportRequest {
@@ -460,17 +425,17 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                         cert: parsed.der(),
                         source: &cert.display().to_string(),
                         key_uri: &key_uri,
-                        key_public: &found.public,
+                        key_public: &public,
                         provenance: &provenance,
                     },
-                    ctx.operator(Some(&session.token().label)),
+                    ctx.operator(Some(&handle.holder())),
                 )?;
-                if session.certificate(&found.id)?.is_none() {
-                    store_on_token(ctx, &session, &found.label, &found.id, parsed.der());
+                if handle.refuse_existing_certificate().is_ok() {
+                    handle.store_certificate(ctx, parsed.der());
                 }
                 record
             };
-            module.finalize();
+            handle.finish();
             for w in parsed.warnings() {
                 ctx.warn(w);
             }
@@ -591,12 +556,12 @@ pub fn run_crl(ctx: &Ctx, cmd: CrlCmd) -> CmdResult {
         } => {
             hsmsign::output::check_new(&out, force)?;
             let store = ctx.require_store()?;
-            let (der, number) = with_issuer(ctx, &store, &name, |iss, _, session| {
+            let (der, number) = with_issuer(ctx, &store, &name, |iss, handle| {
                 Ok(ca::generate_crl(
                     &store,
                     iss,
                     days,
-                    ctx.operator(Some(&session.token().label)),
+                    ctx.operator(Some(&handle.holder())),
                 )?)
             })?;
             let revoked = store.revocations(&name)?.len();

@@ -219,7 +219,9 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                 )?),
                 None => None,
             };
-            let key_uri = source.key.as_deref().map(|k| ctx.uri(k)).transpose()?;
+            if let Some(k) = &source.key {
+                ctx.check_key_name(k)?;
+            }
             let store = ctx.require_store()?;
             let chain = chain_of(&store, &ca_name)?;
             // An explicit --days that reaches past the issuer is a mistake to point out; the
@@ -232,22 +234,15 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                 )));
             }
             // 2. The token: sign inside one audited transaction.
-            let issued = with_issuer(ctx, &store, &ca_name, |iss, module, issuer_session| {
+            let issued = with_issuer(ctx, &store, &ca_name, |iss, issuer_handle| {
                 let mut token_key_public: Option<PublicKey> = None;
                 let key_source;
-                if let Some(uri) = &key_uri {
-                    let same_token =
-                        module.find_token(uri)?.1.serial == issuer_session.token().serial;
-                    let other;
-                    let session = if same_token {
-                        issuer_session
-                    } else {
-                        other = ctx.login_audited(module, uri, Some(&store))?;
-                        &other
-                    };
-                    let k = session.find_key(uri)?;
-                    key_source = session.object_uri(&k.label, &k.id);
-                    token_key_public = Some(k.public);
+                if let Some(key) = &source.key {
+                    // An operator's key on their own token or YubiKey (or on the CA's).
+                    let subject_handle = ctx.open_other(issuer_handle, key, &store)?;
+                    key_source = subject_handle.key_name()?;
+                    token_key_public = Some(subject_handle.public_key()?);
+                    subject_handle.finish();
                 } else if csr.is_some() {
                     key_source = "csr".to_string();
                 } else {
@@ -260,7 +255,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                     (None, None, Some(g)) => g.public_key(),
                     _ => unreachable_source()?,
                 };
-                let serial = ca::fresh_serial(&store, &mut |n| issuer_session.random(n))?;
+                let serial = ca::fresh_serial(&store, &mut |n| issuer_handle.random(n))?;
                 Ok(ca::issue_certificate(
                     &store,
                     iss,
@@ -275,7 +270,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                         key_source,
                         csr: csr.as_ref(),
                     },
-                    ctx.operator(Some(&issuer_session.token().label)),
+                    ctx.operator(Some(&issuer_handle.holder())),
                 )?)
             })?;
             // 3. Files, only after the record is committed.

@@ -21,6 +21,9 @@ pub enum KeyCmd {
         /// ec-p256, ec-p384, rsa-3072 or rsa-4096.
         #[arg(long)]
         algorithm: String,
+        #[cfg(feature = "yubikey")]
+        #[command(flatten)]
+        piv: super::piv::PivGenerateArgs,
     },
     /// List the private keys on a token.
     List {
@@ -46,6 +49,19 @@ pub enum KeyCmd {
         #[arg(long)]
         force: bool,
     },
+    /// Fetch and verify a YubiKey slot's attestation (key made inside a genuine YubiKey).
+    #[cfg(feature = "yubikey")]
+    Attest {
+        /// The slot, e.g. yubikey:slot=9c.
+        #[arg(long, value_name = "KEY")]
+        key: String,
+        /// Also write the attestation and device (f9) certificates here (PEM).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
+    },
     /// Import a PKCS#8 private key (migration of an existing key only).
     Import {
         /// The new key's URI (token attributes plus object=LABEL).
@@ -65,14 +81,47 @@ fn label_of(uri: &Pkcs11Uri) -> Result<String, Failure> {
     })
 }
 
+/// Print the public key as PEM, or write it to `out`.
+fn write_public(
+    ctx: &Ctx,
+    public: &hsmsign::signer::PublicKey,
+    out: Option<&std::path::Path>,
+    force: bool,
+) -> CmdResult {
+    let pem = public.to_pem();
+    match out {
+        Some(path) => {
+            hsmsign::output::write_new(path, pem.as_bytes(), force)?;
+            ctx.emit(
+                format!("Wrote the public key to {}", path.display()),
+                json!({"out": path, "public_key_sha256": public.fingerprint_hex()}),
+            );
+        }
+        None => ctx.emit(
+            pem.trim_end(),
+            json!({"public_key_pem": pem, "public_key_sha256": public.fingerprint_hex()}),
+        ),
+    }
+    Ok(())
+}
+
 pub fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
     match cmd {
-        KeyCmd::Generate { key, algorithm } => {
+        KeyCmd::Generate {
+            key,
+            algorithm,
+            #[cfg(feature = "yubikey")]
+            piv,
+        } => {
             let alg = KeyAlgorithm::parse(&algorithm).ok_or_else(|| {
                 Failure::Usage(format!(
                     "unknown --algorithm {algorithm:?}: use ec-p256, ec-p384, rsa-3072 or rsa-4096"
                 ))
             })?;
+            #[cfg(feature = "yubikey")]
+            if hsmsign::piv::PivUri::is_piv(&key) {
+                return super::piv::generate(ctx, &key, alg, &piv);
+            }
             let uri = ctx.uri(&key)?;
             let label = label_of(&uri)?;
             let store = ctx.store()?;
@@ -127,6 +176,10 @@ pub fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
             Ok(())
         }
         KeyCmd::Inspect { key } => {
+            #[cfg(feature = "yubikey")]
+            if hsmsign::piv::PivUri::is_piv(&key) {
+                return super::piv::inspect(ctx, &key);
+            }
             let uri = ctx.uri(&key)?;
             let module = ctx.module(Some(&uri))?;
             let session = ctx.login(&module, &uri)?;
@@ -146,31 +199,26 @@ pub fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
             Ok(())
         }
         KeyCmd::Public { key, out, force } => {
-            let uri = ctx.uri(&key)?;
             if let Some(out) = &out {
                 hsmsign::output::check_new(out, force)?;
             }
+            #[cfg(feature = "yubikey")]
+            if hsmsign::piv::PivUri::is_piv(&key) {
+                let handle = ctx.open_key(&key, None, None)?;
+                let public = handle.public_key()?;
+                handle.finish();
+                return write_public(ctx, &public, out.as_deref(), force);
+            }
+            let uri = ctx.uri(&key)?;
             let module = ctx.module(Some(&uri))?;
             let session = ctx.login(&module, &uri)?;
             let found = session.find_key(&uri)?;
-            let pem = found.public.to_pem();
-            match &out {
-                Some(path) => {
-                    hsmsign::output::write_new(path, pem.as_bytes(), force)?;
-                    ctx.emit(
-                        format!("Wrote the public key to {}", path.display()),
-                        json!({"out": path, "public_key_sha256": found.public.fingerprint_hex()}),
-                    );
-                }
-                None => ctx.emit(
-                    pem.trim_end(),
-                    json!({"public_key_pem": pem, "public_key_sha256": found.public.fingerprint_hex()}),
-                ),
-            }
             drop(session);
             module.finalize();
-            Ok(())
+            write_public(ctx, &found.public, out.as_deref(), force)
         }
+        #[cfg(feature = "yubikey")]
+        KeyCmd::Attest { key, out, force } => super::piv::attest(ctx, &key, out, force),
         KeyCmd::Import { key, from } => {
             let uri = ctx.uri(&key)?;
             let label = label_of(&uri)?;

@@ -10,7 +10,10 @@ mod audit;
 mod bundle;
 mod ca;
 mod cert;
+mod handle;
 mod key;
+#[cfg(feature = "yubikey")]
+mod piv;
 mod progress;
 mod token;
 

@@ -513,6 +513,18 @@ impl TokenSession {
         if self.token.flags.iter().any(|f| f == "user-pin-locked") {
             return Err(TokenError::PinLocked(label));
         }
+        // Another session of this run already logged in to this token (login is per
+        // application and token): the PIN is not asked for again.
+        if !keep_for_context_login
+            && self.session.get_session_info().is_ok_and(|i| {
+                matches!(
+                    i.session_state(),
+                    cryptoki::session::SessionState::RwUser | cryptoki::session::SessionState::RoUser
+                )
+            })
+        {
+            return Ok(());
+        }
         let pin = source.read(&format!("User PIN for token {label:?}"), prompter)?;
         match self.session.login(UserType::User, Some(&pin)) {
             Ok(()) => {}

@@ -1,0 +1,296 @@
+//! One opened, logged-in key, whatever holds it: a PKCS#11 token (`pkcs11:` URIs) or a YubiKey
+//! used natively (`yubikey:` names). Commands that sign take a [`KeyHandle`] and never care which.
+
+use std::rc::Rc;
+
+use hsmsign::signer::{PublicKey, SigningKey};
+use hsmsign::store::{AuditEntry, Store};
+use hsmsign::token::{Module, Pkcs11Uri, TokenError, TokenSession};
+
+#[cfg(feature = "yubikey")]
+use hsmsign::piv::{PivDevice, PivError, PivUri};
+
+use super::{Ctx, Failure, prompt};
+
+/// An opened key.
+pub enum KeyHandle {
+    /// A key on a PKCS#11 token.
+    Token {
+        /// The module (shared with other handles of this run: one C_Initialize per process).
+        module: Rc<Module>,
+        /// The logged-in session.
+        session: TokenSession,
+        /// The key's URI as given.
+        uri: Pkcs11Uri,
+    },
+    /// A key in a YubiKey PIV slot.
+    #[cfg(feature = "yubikey")]
+    Piv {
+        /// The device (shared by the handles of its slots).
+        dev: Rc<PivDevice>,
+        /// The slot.
+        uri: PivUri,
+    },
+}
+
+/// Tell the operator to touch the YubiKey when it asks for it.
+#[cfg(feature = "yubikey")]
+fn touch_notice() {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprint!("\r(touch the YubiKey if it blinks)  ");
+    }
+}
+
+impl Ctx {
+    /// Check the spelling of a key name (`pkcs11:` URI or `yubikey:` slot) before anything else.
+    pub fn check_key_name(&self, key: &str) -> Result<(), Failure> {
+        #[cfg(feature = "yubikey")]
+        if PivUri::is_piv(key) {
+            PivUri::parse(key)?;
+            return Ok(());
+        }
+        self.uri(key).map(|_| ())
+    }
+
+    /// Open a second key in the same run: on the same YubiKey through the open device, on a
+    /// PKCS#11 token through the same module (no second PIN when the token is logged in).
+    pub fn open_other(
+        &self,
+        first: &KeyHandle,
+        key: &str,
+        store: &Store,
+    ) -> Result<KeyHandle, Failure> {
+        if let Some(h) = first.sibling(key)? {
+            return Ok(h);
+        }
+        self.open_key(key, Some(store), first.module())
+    }
+
+    /// Open the key named `key` and log in once. PKCS#11 keys reuse `module` when given (one
+    /// module per process).
+    pub fn open_key(
+        &self,
+        key: &str,
+        store: Option<&Store>,
+        module: Option<&Rc<Module>>,
+    ) -> Result<KeyHandle, Failure> {
+        #[cfg(feature = "yubikey")]
+        if PivUri::is_piv(key) {
+            let uri = PivUri::parse(key)?;
+            let dev = PivDevice::open(&uri)?;
+            let source = match &self.pin_source {
+                Some(s) => hsmsign::token::PinSource::parse(s).map_err(TokenError::from)?,
+                None => hsmsign::token::PinSource::Prompt,
+            };
+            let pin = source
+                .read(&format!("PIN of YubiKey {}", dev.serial()), &prompt)
+                .map_err(TokenError::from)?;
+            if let Err(e) = dev.verify_pin(pin) {
+                if let (Some(store), PivError::WrongPin { .. }) = (store, &e) {
+                    let entry = AuditEntry::new(
+                        "login",
+                        self.operator(Some(&format!("YubiKey {}", dev.serial()))),
+                    )
+                    .param("key", uri.to_string())
+                    .failed(e.to_string());
+                    if let Err(audit) = store.record(entry) {
+                        self.warn(format!("the failed login could not be audited: {audit}"));
+                    }
+                }
+                return Err(e.into());
+            }
+            return Ok(KeyHandle::Piv {
+                dev: Rc::new(dev),
+                uri,
+            });
+        }
+        let uri = self.uri(key)?;
+        let module = match module {
+            Some(m) => Rc::clone(m),
+            None => Rc::new(self.module(Some(&uri))?),
+        };
+        let session = self.login_audited(&module, &uri, store)?;
+        Ok(KeyHandle::Token {
+            module,
+            session,
+            uri,
+        })
+    }
+}
+
+impl KeyHandle {
+    /// Another key on the same device, for a YubiKey that is open already (a PC/SC card is
+    /// opened once); `None` for PKCS#11 keys, which open a session of their own.
+    pub fn sibling(&self, key: &str) -> Result<Option<KeyHandle>, Failure> {
+        match self {
+            Self::Token { .. } => Ok(None),
+            #[cfg(feature = "yubikey")]
+            Self::Piv { dev, .. } => {
+                if !self.same_device(key) {
+                    return Ok(None);
+                }
+                Ok(Some(Self::Piv {
+                    dev: Rc::clone(dev),
+                    uri: PivUri::parse(key)?,
+                }))
+            }
+        }
+    }
+
+    /// The key, ready to sign.
+    pub fn signing_key(&self) -> Result<Box<dyn SigningKey + '_>, Failure> {
+        match self {
+            Self::Token { session, uri, .. } => Ok(Box::new(session.signing_key(uri)?)),
+            #[cfg(feature = "yubikey")]
+            Self::Piv { dev, uri } => Ok(Box::new(dev.signing_key(uri, Some(&touch_notice))?)),
+        }
+    }
+
+    /// The public key, without preparing to sign.
+    pub fn public_key(&self) -> Result<PublicKey, Failure> {
+        match self {
+            Self::Token { session, uri, .. } => Ok(session.find_key(uri)?.public),
+            #[cfg(feature = "yubikey")]
+            Self::Piv { dev, uri } => Ok(dev.public_key(uri)?),
+        }
+    }
+
+    /// The canonical name of the key.
+    pub fn key_name(&self) -> Result<String, Failure> {
+        match self {
+            Self::Token { session, uri, .. } => {
+                let k = session.find_key(uri)?;
+                Ok(session.object_uri(&k.label, &k.id))
+            }
+            #[cfg(feature = "yubikey")]
+            Self::Piv { dev, uri } => Ok(PivUri {
+                serial: Some(dev.serial()),
+                slot: uri.slot,
+            }
+            .to_string()),
+        }
+    }
+
+    /// Who holds the key, for the audit log: a token label or a YubiKey serial.
+    pub fn holder(&self) -> String {
+        match self {
+            Self::Token { session, .. } => session.token().label.clone(),
+            #[cfg(feature = "yubikey")]
+            Self::Piv { dev, .. } => format!("YubiKey {}", dev.serial()),
+        }
+    }
+
+    /// True when `other` names a key on the same token or YubiKey.
+    pub fn same_device(&self, other: &str) -> bool {
+        match self {
+            Self::Token {
+                module, session, ..
+            } => Pkcs11Uri::parse(other)
+                .ok()
+                .and_then(|u| module.as_ref().find_token(&u).ok())
+                .is_some_and(|(_, t)| t.serial == session.token().serial),
+            #[cfg(feature = "yubikey")]
+            Self::Piv { dev, .. } => PivUri::parse(other)
+                .is_ok_and(|u| u.serial.is_none_or(|s| s == dev.serial())),
+        }
+    }
+
+    /// The module, for opening more PKCS#11 keys in this run.
+    pub fn module(&self) -> Option<&Rc<Module>> {
+        match self {
+            Self::Token { module, .. } => Some(module),
+            #[cfg(feature = "yubikey")]
+            Self::Piv { .. } => None,
+        }
+    }
+
+    /// Random bytes: the token's RNG, or the operating system's for a YubiKey (whose PIV
+    /// application offers none).
+    pub fn random(&self, n: usize) -> Result<Vec<u8>, TokenError> {
+        match self {
+            Self::Token { session, .. } => session.random(n),
+            #[cfg(feature = "yubikey")]
+            Self::Piv { .. } => {
+                let mut buf = vec![0u8; n];
+                getrandom::fill(&mut buf).map_err(|e| TokenError::UnusableKey {
+                    key: "the operating system's RNG".into(),
+                    reason: e.to_string(),
+                })?;
+                Ok(buf)
+            }
+        }
+    }
+
+    /// The key's provenance verdict, and the attestation (slot certificate, f9 certificate) when
+    /// the device gives one that verifies.
+    pub fn provenance(&self) -> Result<(String, Option<Vec<u8>>), Failure> {
+        match self {
+            Self::Token { session, uri, .. } => Ok((session.inspect(uri)?.verdict, None)),
+            #[cfg(feature = "yubikey")]
+            Self::Piv { dev, uri } => {
+                let public = dev.public_key(uri)?;
+                match dev.attestation(uri) {
+                    Ok((att, f9)) => {
+                        let verified = hsmsign::attest::verify_attestation(
+                            &att,
+                            &f9,
+                            Some(&public),
+                            std::time::SystemTime::now(),
+                        )?;
+                        let mut both = att;
+                        both.extend_from_slice(&f9);
+                        Ok((verified.verdict(), Some(both)))
+                    }
+                    Err(e) => Ok((
+                        format!("YubiKey {} slot {:02x}: NOT attested ({e})", dev.serial(), uri.slot),
+                        None,
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Refuse a key that already has a certificate next to it (it belongs to a CA already).
+    pub fn refuse_existing_certificate(&self) -> Result<(), Failure> {
+        if let Self::Token { session, uri, .. } = self {
+            let k = session.find_key(uri)?;
+            if session.certificate(&k.id)?.is_some() {
+                return Err(Failure::Failed(anyhow::anyhow!(
+                    "the token already holds a certificate for {}: this key already belongs to a CA. Use `hsmsign ca import` to adopt that certificate, or generate a new key",
+                    session.object_uri(&k.label, &k.id)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Store a CA certificate next to its key, when the device keeps certificates for hsmsign
+    /// (PKCS#11 tokens; a YubiKey slot's certificate object is left to the officer's tools).
+    pub fn store_certificate(&self, ctx: &Ctx, der: &[u8]) {
+        if let Self::Token { session, uri, .. } = self {
+            let stored = session
+                .find_key(uri)
+                .and_then(|k| session.store_certificate(&k.label, &k.id, der));
+            if let Err(e) = stored {
+                ctx.warn(format!(
+                    "the certificate is recorded but could not be stored on the token next to its key: {e}"
+                ));
+            }
+        }
+    }
+
+    /// Close: log out and, for the last user of the module, finalize it (PKCS#11); or release
+    /// the YubiKey.
+    pub fn finish(self) {
+        if let Self::Token {
+            module, session, ..
+        } = self
+        {
+            drop(session);
+            if let Ok(m) = Rc::try_unwrap(module) {
+                m.finalize();
+            }
+        }
+    }
+}
