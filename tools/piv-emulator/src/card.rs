@@ -2,7 +2,7 @@
 //! behaviour a YubiKey has and the `yubikey` crate relies on.
 //!
 //! - SELECT by the 5-byte PIV RID (A0 00 00 03 08), as YubiKey clients send it, selects PIV;
-//! - GET VERSION (INS FD) answers a YubiKey 5 firmware version;
+//! - GET VERSION (INS FD) answers a YubiKey 5 firmware version (5.4.3);
 //! - command chaining (CLA bit 0x10) collects the parts before the command runs;
 //! - responses longer than one short APDU are served in parts: 61xx, then GET RESPONSE (INS C0).
 
@@ -12,8 +12,11 @@ use piv_authenticator::{constants::PIV_AID, Authenticator, Options};
 
 use crate::platform::Client;
 
-/// The firmware version reported to GET VERSION: a YubiKey 5.7.
-pub const FIRMWARE_VERSION: [u8; 3] = [5, 7, 0];
+/// The firmware version reported to GET VERSION: a YubiKey 5 before 5.7, because those
+/// have the management key this card has by default (3DES, 010203..08 three times); from
+/// 5.7 on YubiKeys default to AES-192, which piv-authenticator does not support, and clients
+/// pick the default key by version.
+pub const FIRMWARE_VERSION: [u8; 3] = [5, 4, 3];
 
 /// The registered application provider id of PIV: the AID prefix YubiKey clients select.
 const PIV_RID: [u8; 5] = [0xA0, 0x00, 0x00, 0x03, 0x08];
