@@ -184,9 +184,18 @@ impl<'c> Card<'c> {
         response
     }
 
-    /// Power-off or reset: drops half-sent chains and unfetched responses.
-    pub fn reset_transport(&mut self) {
+    /// Power-off or reset: drops half-sent chains and unfetched responses, and forgets
+    /// that the PIN was verified (as a card losing power does). piv-authenticator offers
+    /// no way to forget a management key authentication: that one outlives a reset here.
+    pub fn reset(&mut self) {
         self.clear_transport();
+        // VERIFY with P1 FF: reset the security status of the PIV PIN (SP 800-73-4, 3.2.1).
+        const LOGOUT: [u8; 4] = [0x00, 0x20, 0xFF, 0x80];
+        if let Ok(command) = CommandView::try_from(&LOGOUT[..]) {
+            let mut reply: Box<HVec<u8, MAX_RESPONSE>> = Box::default();
+            // A card not yet set up has no PIN status to forget: errors mean nothing here.
+            let _ = self.app.respond(command, reply.as_mut_view());
+        }
     }
 }
 

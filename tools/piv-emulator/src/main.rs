@@ -81,10 +81,10 @@ struct VirtualCard<'c>(card::Card<'c>);
 
 impl VSmartCard for VirtualCard<'_> {
     fn power_off(&mut self) {
-        self.0.reset_transport();
+        self.0.reset();
     }
     fn reset(&mut self) {
-        self.0.reset_transport();
+        self.0.reset();
     }
     fn execute(&mut self, msg: &[u8]) -> Vec<u8> {
         self.0.handle(msg)
