@@ -81,10 +81,12 @@ mount -t tmpfs -o mode=0755 tmpfs /run/pcscd
 work="$(mktemp -d)"
 pcscd_pid=""
 emulator_pid=""
+command_pid=""
 
 stop() {
     local status=$?
     trap - EXIT INT TERM
+    [ -n "$command_pid" ] && kill "$command_pid" 2>/dev/null || true
     [ -n "$emulator_pid" ] && kill "$emulator_pid" 2>/dev/null || true
     [ -n "$pcscd_pid" ] && kill "$pcscd_pid" 2>/dev/null || true
     [ -n "$emulator_pid" ] && wait "$emulator_pid" 2>/dev/null || true
@@ -130,8 +132,13 @@ done
 grep -q "Card ATR" "$work/pcscd.log" || setup_failed "no card in the virtual reader after 20 s"
 
 unset PIV_EMULATOR_IN_NAMESPACE
+# In the background, so that INT or TERM reach the traps at once (bash runs traps only
+# after a foreground command ends); stdin is passed on explicitly.
+"$@" <&0 &
+command_pid=$!
 set +e
-"$@"
+wait "$command_pid"
 status=$?
 set -e
+command_pid=""
 exit "$status"
