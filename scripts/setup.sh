@@ -8,6 +8,9 @@ command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v keytool >/dev/null 2>&1 || need+=(default-jre-headless)
 command -v setsid >/dev/null 2>&1 || need+=(util-linux)
+# Native YubiKey support (the default `yubikey` feature) links libpcsclite.
+dpkg -s libpcsclite-dev >/dev/null 2>&1 || need+=(libpcsclite-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

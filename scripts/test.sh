@@ -4,3 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo test --locked "$@"
+# YubiKey PIV support against an emulated card (root only: it runs a private pcscd).
+scripts/test-yubikey.sh

@@ -11,9 +11,9 @@ pub mod attest;
 pub mod bundle;
 pub mod ca;
 pub mod output;
+#[cfg(feature = "yubikey")]
+pub mod piv;
 pub mod signer;
 pub mod store;
 pub mod token;
 pub mod x509;
-#[cfg(feature = "yubikey")]
-pub mod piv;

@@ -103,19 +103,25 @@ impl PivUri {
             .ok_or_else(|| err("does not start with yubikey:"))?;
         let (mut serial, mut slot) = (None, None);
         for part in rest.split(';').filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| err("attribute without '='"))?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| err("attribute without '='"))?;
             match k {
                 "serial" => {
                     if serial.is_some() {
                         return Err(err("serial given twice"));
                     }
-                    serial = Some(v.parse().map_err(|_| err("serial must be a decimal number"))?);
+                    serial = Some(
+                        v.parse()
+                            .map_err(|_| err("serial must be a decimal number"))?,
+                    );
                 }
                 "slot" => {
                     if slot.is_some() {
                         return Err(err("slot given twice"));
                     }
-                    let n = u8::from_str_radix(v, 16).map_err(|_| err("slot must be hex, e.g. 9c"))?;
+                    let n =
+                        u8::from_str_radix(v, 16).map_err(|_| err("slot must be hex, e.g. 9c"))?;
                     if !matches!(n, 0x9a | 0x9c | 0x9d | 0x9e | 0x82..=0x95) {
                         return Err(err("not a key slot"));
                     }
@@ -329,11 +335,13 @@ impl PivDevice {
             doing: format!("reading the attestation of slot {:02x}", uri.slot),
             reason: format!("{e} (emulated cards and YubiKeys before firmware 4.3 cannot attest)"),
         })?;
-        let f9 = yubikey::certificate::Certificate::read(&mut yk, SlotId::Attestation)
-            .map_err(|e| PivError::Device {
-                serial: self.serial,
-                doing: "reading the device attestation certificate (slot f9)".into(),
-                reason: e.to_string(),
+        let f9 =
+            yubikey::certificate::Certificate::read(&mut yk, SlotId::Attestation).map_err(|e| {
+                PivError::Device {
+                    serial: self.serial,
+                    doing: "reading the device attestation certificate (slot f9)".into(),
+                    reason: e.to_string(),
+                }
             })?;
         let f9_der = der::Encode::to_der(&f9.cert).map_err(|e| PivError::Device {
             serial: self.serial,
@@ -431,7 +439,7 @@ impl SigningKey for PivKey<'_> {
 
 fn decode_hex(s: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let mut out = zeroize::Zeroizing::new(Vec::with_capacity(s.len() / 2));
@@ -452,7 +460,15 @@ mod tests {
         assert_eq!(u.slot, 0x9c);
         assert_eq!(u.to_string(), "yubikey:serial=13078782;slot=9c");
         assert_eq!(PivUri::parse("yubikey:slot=82").unwrap().slot, 0x82);
-        for bad in ["yubikey:", "yubikey:slot=9b", "yubikey:slot=zz", "yubikey:slot=9a;slot=9c", "yubikey:serial=x;slot=9a", "pkcs11:slot=9a", "yubikey:pin=1234;slot=9a"] {
+        for bad in [
+            "yubikey:",
+            "yubikey:slot=9b",
+            "yubikey:slot=zz",
+            "yubikey:slot=9a;slot=9c",
+            "yubikey:serial=x;slot=9a",
+            "pkcs11:slot=9a",
+            "yubikey:pin=1234;slot=9a",
+        ] {
             assert!(PivUri::parse(bad).is_err(), "{bad}");
         }
     }

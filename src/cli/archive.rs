@@ -228,7 +228,6 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -4,15 +4,20 @@
 use std::rc::Rc;
 
 use hsmsign::signer::{PublicKey, SigningKey};
-use hsmsign::store::{AuditEntry, Store};
+#[cfg(feature = "yubikey")]
+use hsmsign::store::AuditEntry;
+use hsmsign::store::Store;
 use hsmsign::token::{Module, Pkcs11Uri, TokenError, TokenSession};
 
 #[cfg(feature = "yubikey")]
 use hsmsign::piv::{PivDevice, PivError, PivUri};
 
-use super::{Ctx, Failure, prompt};
+#[cfg(feature = "yubikey")]
+use super::prompt;
+use super::{Ctx, Failure};
 
 /// An opened key.
+#[allow(clippy::large_enum_variant)] // one or two per run; boxing would gain nothing
 pub enum KeyHandle {
     /// A key on a PKCS#11 token.
     Token {
@@ -119,10 +124,13 @@ impl Ctx {
     }
 }
 
+// Without the `yubikey` feature there is one variant, and the `if let`s below are irrefutable.
+#[cfg_attr(not(feature = "yubikey"), allow(irrefutable_let_patterns))]
 impl KeyHandle {
     /// Another key on the same device, for a YubiKey that is open already (a PC/SC card is
     /// opened once); `None` for PKCS#11 keys, which open a session of their own.
     pub fn sibling(&self, key: &str) -> Result<Option<KeyHandle>, Failure> {
+        let _ = key; // used by the YubiKey arm only
         match self {
             Self::Token { .. } => Ok(None),
             #[cfg(feature = "yubikey")]
@@ -181,16 +189,11 @@ impl KeyHandle {
         }
     }
 
-    /// True when `other` names a key on the same token or YubiKey.
-    pub fn same_device(&self, other: &str) -> bool {
+    /// True when `other` names a slot of this open YubiKey.
+    #[cfg(feature = "yubikey")]
+    fn same_device(&self, other: &str) -> bool {
         match self {
-            Self::Token {
-                module, session, ..
-            } => Pkcs11Uri::parse(other)
-                .ok()
-                .and_then(|u| module.as_ref().find_token(&u).ok())
-                .is_some_and(|(_, t)| t.serial == session.token().serial),
-            #[cfg(feature = "yubikey")]
+            Self::Token { .. } => false,
             Self::Piv { dev, .. } => PivUri::parse(other)
                 .is_ok_and(|u| u.serial.is_none_or(|s| s == dev.serial())),
         }
@@ -243,7 +246,11 @@ impl KeyHandle {
                         Ok((verified.verdict(), Some(both)))
                     }
                     Err(e) => Ok((
-                        format!("YubiKey {} slot {:02x}: NOT attested ({e})", dev.serial(), uri.slot),
+                        format!(
+                            "YubiKey {} slot {:02x}: NOT attested ({e})",
+                            dev.serial(),
+                            uri.slot
+                        ),
                         None,
                     )),
                 }

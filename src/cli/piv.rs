@@ -74,7 +74,12 @@ fn management_key(ctx: &Ctx, args: &PivGenerateArgs) -> Result<ManagementKey, Fa
 }
 
 /// `key generate --key yubikey:slot=..`.
-pub fn generate(ctx: &Ctx, key: &str, algorithm: KeyAlgorithm, args: &PivGenerateArgs) -> CmdResult {
+pub fn generate(
+    ctx: &Ctx,
+    key: &str,
+    algorithm: KeyAlgorithm,
+    args: &PivGenerateArgs,
+) -> CmdResult {
     let uri = PivUri::parse(key)?;
     let (pin_policy, touch_policy) = policies(args)?;
     if matches!(algorithm, KeyAlgorithm::Rsa(_)) {
@@ -161,7 +166,11 @@ pub fn attest(ctx: &Ctx, key: &str, out: Option<PathBuf>, force: bool) -> CmdRes
         Err(e) => return Err(Failure::Verification(e.to_string())),
     };
     if let Some(o) = &out {
-        let pem = format!("{}{}", pem_encode("CERTIFICATE", &att), pem_encode("CERTIFICATE", &f9));
+        let pem = format!(
+            "{}{}",
+            pem_encode("CERTIFICATE", &att),
+            pem_encode("CERTIFICATE", &f9)
+        );
         hsmsign::output::write_new(o, pem.as_bytes(), force)?;
     }
     ctx.emit(

@@ -519,7 +519,8 @@ impl TokenSession {
             && self.session.get_session_info().is_ok_and(|i| {
                 matches!(
                     i.session_state(),
-                    cryptoki::session::SessionState::RwUser | cryptoki::session::SessionState::RoUser
+                    cryptoki::session::SessionState::RwUser
+                        | cryptoki::session::SessionState::RoUser
                 )
             })
         {

@@ -31,6 +31,9 @@ const SHORT_LE: usize = 256;
 const INS_SELECT: u8 = 0xA4;
 const INS_GET_RESPONSE: u8 = 0xC0;
 const INS_GET_VERSION: u8 = 0xFD;
+const INS_GENERATE: u8 = 0x47;
+const INS_GET_METADATA: u8 = 0xF7;
+const SW_NOT_FOUND: [u8; 2] = [0x6A, 0x88];
 const CLA_CHAINING: u8 = 0x10;
 
 const SW_OK: [u8; 2] = [0x90, 0x00];
@@ -48,6 +51,9 @@ pub struct Card<'c> {
     chain: Option<([u8; 4], Vec<u8>)>,
     /// Print each command and response to stderr.
     trace: bool,
+    /// What GENERATE made in each slot (algorithm, PIN and touch policy, public key TLVs), for
+    /// GET METADATA, which YubiKeys since firmware 5.3 answer and piv-authenticator does not.
+    generated: std::collections::HashMap<u8, (u8, u8, u8, Vec<u8>)>,
 }
 
 impl<'c> Card<'c> {
@@ -58,6 +64,7 @@ impl<'c> Card<'c> {
             pending: Vec::new(),
             chain: None,
             trace,
+            generated: std::collections::HashMap::new(),
         }
     }
 
@@ -124,6 +131,27 @@ impl<'c> Card<'c> {
         if ins == INS_SELECT && p1 == 0x04 && is_piv_prefix(&data) {
             data = PIV_AID.as_bytes().to_vec();
         }
+        if header == [0x00, INS_GET_METADATA, 0x00, p2] {
+            return match self.generated.get(&p2) {
+                Some((alg, pin, touch, public)) => {
+                    let mut out = vec![0x01, 0x01, *alg, 0x02, 0x02, *pin, *touch, 0x03, 0x01, 0x01];
+                    out.push(0x04);
+                    push_len(&mut out, public.len());
+                    out.extend_from_slice(public);
+                    self.answer(out, view.expected())
+                }
+                None => SW_NOT_FOUND.to_vec(),
+            };
+        }
+        // GENERATE: AC { 80 alg [AA pin] [AB touch] }; the policies are YubiKey extensions.
+        let generate = (ins == INS_GENERATE).then(|| {
+            let tag = |t: u8| {
+                data.windows(3)
+                    .position(|w| w[0] == t && w[1] == 1)
+                    .map(|i| data[i + 2])
+            };
+            (p2, tag(0x80).unwrap_or(0), tag(0xAA).unwrap_or(0), tag(0xAB).unwrap_or(0))
+        });
 
         let command = encode_apdu(header, &data);
         let command = match CommandView::try_from(command.as_slice()) {
@@ -132,7 +160,18 @@ impl<'c> Card<'c> {
         };
         let mut reply: Box<HVec<u8, MAX_RESPONSE>> = Box::default();
         match self.app.respond(command, reply.as_mut_view()) {
-            Ok(()) => self.answer(reply.to_vec(), view.expected()),
+            Ok(()) => {
+                if let Some((slot, alg, pin, touch)) = generate {
+                    // The reply is 7F49 len { 86 len point }: keep the inner TLVs.
+                    if let Some(inner) = strip_tlv(&reply, 0x7F49) {
+                        // Policy bytes 0 mean "default": the YubiKey reports PIN once, touch never.
+                        let pin = if pin == 0 { 2 } else { pin };
+                        let touch = if touch == 0 { 1 } else { touch };
+                        self.generated.insert(slot, (alg, pin, touch, inner.to_vec()));
+                    }
+                }
+                self.answer(reply.to_vec(), view.expected())
+            }
             Err(status) => {
                 let sw: [u8; 2] = status.into();
                 sw.to_vec()
@@ -200,6 +239,29 @@ impl<'c> Card<'c> {
 }
 
 /// True for SELECT data that is a prefix of the PIV AID at least as long as its RID.
+/// BER-TLV length.
+fn push_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len < 0x100 {
+        out.extend_from_slice(&[0x81, len as u8]);
+    } else {
+        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
+    }
+}
+
+/// The value of a TLV with a two-byte tag at the start of `data`.
+fn strip_tlv(data: &[u8], tag: u16) -> Option<&[u8]> {
+    let rest = data.strip_prefix(&tag.to_be_bytes())?;
+    let (len, rest) = match *rest.first()? {
+        n if n < 0x80 => (usize::from(n), &rest[1..]),
+        0x81 => (usize::from(*rest.get(1)?), &rest[2..]),
+        0x82 => (usize::from(*rest.get(1)?) << 8 | usize::from(*rest.get(2)?), &rest[3..]),
+        _ => return None,
+    };
+    rest.get(..len)
+}
+
 fn is_piv_prefix(data: &[u8]) -> bool {
     data.len() >= PIV_RID.len() && PIV_AID.as_bytes().starts_with(data)
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# YubiKey PIV tests on an emulated card: installs pcscd, vsmartcard's vpcd and the emulator's
+# build needs, builds tools/piv-emulator, and runs the ignored YubiKey tests beside a private
+# pcscd. Needs root (private mount and network namespaces); elsewhere it says so and stops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test-yubikey: skipped (needs root for a private pcscd); run it as root to test YubiKey support" >&2
+  exit 0
+fi
+need=()
+for pkg in pcscd vsmartcard-vpcd libpcsclite-dev libclang-dev clang pkg-config iproute2; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test-yubikey: installing ${need[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+(cd tools/piv-emulator && cargo build --release --locked --quiet)
+cargo test --locked --test yubikey_emulated -- --ignored --test-threads 1
