@@ -403,12 +403,11 @@ impl SigningKey for PivKey<'_> {
         _message: &[u8],
         digest: &[u8],
     ) -> Result<Vec<u8>, SignError> {
-        let (alg, len) = match self.public.algorithm() {
-            KeyAlgorithm::EcP256 => (AlgorithmId::EccP256, 32),
-            _ => (AlgorithmId::EccP384, 48),
+        let alg = match self.public.algorithm() {
+            KeyAlgorithm::EcP256 => AlgorithmId::EccP256,
+            _ => AlgorithmId::EccP384,
         };
-        // ECDSA uses the leftmost bits of the digest up to the order's size.
-        let input = &digest[..digest.len().min(len)];
+        let input = crate::signer::ecdsa_input(self.public.algorithm(), digest);
         if let Some(touch) = self.on_touch {
             touch();
         }

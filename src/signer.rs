@@ -562,6 +562,18 @@ pub fn sign(
     Ok(signature)
 }
 
+/// What an ECDSA device signs for `digest`: ECDSA uses only the leftmost bits of the digest up
+/// to the curve order's size, so cutting it there changes nothing and keeps devices that limit
+/// the input length happy.
+pub fn ecdsa_input(key: KeyAlgorithm, digest: &[u8]) -> &[u8] {
+    let order_bytes = match key {
+        KeyAlgorithm::EcP256 => 32,
+        KeyAlgorithm::EcP384 => 48,
+        KeyAlgorithm::Rsa(_) => digest.len(),
+    };
+    &digest[..digest.len().min(order_bytes)]
+}
+
 /// Convert a raw `r || s` ECDSA signature (as PKCS#11 CKM_ECDSA returns it) to DER
 /// `SEQUENCE { r INTEGER, s INTEGER }` (as X.509 and Java expect).
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, SignError> {

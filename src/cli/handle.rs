@@ -194,8 +194,9 @@ impl KeyHandle {
     fn same_device(&self, other: &str) -> bool {
         match self {
             Self::Token { .. } => false,
-            Self::Piv { dev, .. } => PivUri::parse(other)
-                .is_ok_and(|u| u.serial.is_none_or(|s| s == dev.serial())),
+            Self::Piv { dev, .. } => {
+                PivUri::parse(other).is_ok_and(|u| u.serial.is_none_or(|s| s == dev.serial()))
+            }
         }
     }
 

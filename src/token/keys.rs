@@ -837,13 +837,8 @@ impl SigningKey for TokenKey<'_> {
         let signature = if use_combined {
             self.run(&combined, message)?
         } else if ec {
-            // ECDSA uses the leftmost bits of the digest up to the order's size; cutting
-            // here keeps tokens that limit the input length happy and changes nothing else.
-            let order_bytes = match public.algorithm() {
-                KeyAlgorithm::EcP256 => 32,
-                _ => 48,
-            };
-            self.run(&Mechanism::Ecdsa, &digest[..digest.len().min(order_bytes)])?
+            let input = crate::signer::ecdsa_input(public.algorithm(), digest);
+            self.run(&Mechanism::Ecdsa, input)?
         } else {
             let mut info = alg.hash().digest_info_prefix().to_vec();
             info.extend_from_slice(digest);
