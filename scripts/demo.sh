@@ -103,11 +103,13 @@ run audit anchor --ca root
 run audit show
 run audit verify
 
-if [ -n "${HSMSIGN_DEMO_YKCS11:-}" ]; then
-  step "13. (optional) A YubiKey through ykcs11: list its keys"
-  run --module "$HSMSIGN_DEMO_YKCS11" token list
+if [ -n "${HSMSIGN_DEMO_YUBIKEY:-}" ]; then
+  step "13. (optional) A real YubiKey: the slot's provenance and its attestation, read-only"
+  unset HSMSIGN_PIN_SOURCE   # the YubiKey's PIN is asked for on the terminal
+  run key inspect --key "$HSMSIGN_DEMO_YUBIKEY"
+  run key attest --key "$HSMSIGN_DEMO_YUBIKEY" --out yubikey-attestation.pem
 else
-  printf '\n(Optional YubiKey step: set HSMSIGN_DEMO_YKCS11=/usr/lib/x86_64-linux-gnu/libykcs11.so with a YubiKey plugged in; see docs/yubikey.md.)\n'
+  printf '\n(Optional YubiKey step: plug in a YubiKey with a key in slot 9a and run with HSMSIGN_DEMO_YUBIKEY=yubikey:slot=9a; see docs/yubikey.md.)\n'
 fi
 
 step "Done. Everything is in $work"
