@@ -543,6 +543,18 @@ pub fn sign(
     alg: SignatureAlgorithm,
     message: &[u8],
 ) -> Result<Vec<u8>, SignError> {
+    sign_unchecked(key, alg, message)?.check(message)
+}
+
+/// Ask `key` to sign `message` with `alg`, returning a signature that is not yet usable: its
+/// bytes come out only through [`Unchecked::check`], which verifies them. This lets a batch
+/// verify on another thread while the device signs the next object, without any path that
+/// uses a signature unverified.
+pub fn sign_unchecked(
+    key: &dyn SigningKey,
+    alg: SignatureAlgorithm,
+    message: &[u8],
+) -> Result<Unchecked, SignError> {
     let public = key.public_key();
     if !alg.fits(public.algorithm()) {
         return Err(SignError::AlgorithmMismatch {
@@ -553,13 +565,34 @@ pub fn sign(
     }
     let digest = alg.hash().digest(message);
     let signature = key.sign_digest(alg, message, &digest)?;
-    public
-        .verify(alg, message, &signature)
-        .map_err(|_| SignError::BadSignature {
-            key: key.name(),
-            alg,
-        })?;
-    Ok(signature)
+    Ok(Unchecked {
+        signature,
+        alg,
+        public: public.clone(),
+        key: key.name(),
+    })
+}
+
+/// A signature fresh from a device, not yet verified (see [`sign_unchecked`]).
+#[must_use = "a signature is usable only after check()"]
+pub struct Unchecked {
+    signature: Vec<u8>,
+    alg: SignatureAlgorithm,
+    public: PublicKey,
+    key: String,
+}
+
+impl Unchecked {
+    /// Verify the signature over `message` (the message it was made for) and hand it out.
+    pub fn check(self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.public
+            .verify(self.alg, message, &self.signature)
+            .map_err(|_| SignError::BadSignature {
+                key: self.key,
+                alg: self.alg,
+            })?;
+        Ok(self.signature)
+    }
 }
 
 /// What an ECDSA device signs for `digest`: ECDSA uses only the leftmost bits of the digest up

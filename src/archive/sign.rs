@@ -62,12 +62,15 @@ pub struct SignSummary {
 const WRITE_QUEUE: usize = 8;
 
 /// What the signing thread hands the writing thread.
+#[allow(clippy::large_enum_variant)] // at most WRITE_QUEUE of them exist at once
 enum Job {
     /// One entry, with its signature entry's name and text when it is a signed object.
     Entry {
         entry: Entry,
         data: Vec<u8>,
-        signature: Option<(String, String)>,
+        /// The signature entry's name and the device's signature, verified on the writing
+        /// thread before it is written (while the device signs the next object).
+        signature: Option<(String, signer::Unchecked)>,
     },
     /// Everything was read and signed: commit the output.
     Finish,
@@ -181,8 +184,16 @@ pub fn sign_archive(
                     signature,
                 } => {
                     writer.add(&entry, &data)?;
-                    if let Some((name, sig)) = signature {
-                        writer.add_signature(&entry, &name, sig.as_bytes())?;
+                    if let Some((name, unchecked)) = signature {
+                        let sig =
+                            unchecked
+                                .check(&data)
+                                .map_err(|source| ArchiveError::Signing {
+                                    entry: entry.name.clone(),
+                                    source,
+                                })?;
+                        let text = base64::engine::general_purpose::STANDARD.encode(&sig);
+                        writer.add_signature(&entry, &name, text.as_bytes())?;
                     }
                 }
                 // Only an explicit finish commits the output.
@@ -216,12 +227,12 @@ pub fn sign_archive(
         }
         let mut signature = None;
         if !e.is_dir && is_signed_object(&e.name) {
-            let sig = signer::sign(key, alg, data).map_err(|source| ArchiveError::Signing {
-                entry: e.name.clone(),
-                source,
-            })?;
-            let text = base64::engine::general_purpose::STANDARD.encode(&sig);
-            signature = Some((sig_name(&e.name), text));
+            let unchecked =
+                signer::sign_unchecked(key, alg, data).map_err(|source| ArchiveError::Signing {
+                    entry: e.name.clone(),
+                    source,
+                })?;
+            signature = Some((sig_name(&e.name), unchecked));
         }
         let signed = signature.is_some();
         // A closed queue means the writer stopped on an error: it is reported below.
@@ -558,6 +569,64 @@ mod tests {
             );
             assert!(err.to_string().contains(reason), "{err}");
             assert!(!out.exists());
+        }
+    }
+
+    /// A device that answers with signatures of another key, as a faulty token might.
+    struct WrongKey<'a>(&'a crate::signer::soft::SoftKey);
+
+    impl crate::signer::SigningKey for WrongKey<'_> {
+        fn public_key(&self) -> &crate::signer::PublicKey {
+            self.0.public_key()
+        }
+        fn name(&self) -> String {
+            "faulty device".into()
+        }
+        fn sign_digest(
+            &self,
+            alg: SignatureAlgorithm,
+            message: &[u8],
+            digest: &[u8],
+        ) -> Result<Vec<u8>, crate::signer::SignError> {
+            crate::signer::soft::SoftKey::p256(99).sign_digest(alg, message, digest)
+        }
+    }
+
+    #[test]
+    fn a_bad_device_signature_stops_the_archive_and_writes_nothing() {
+        let pki = Pki::new(15);
+        let d = tempfile::tempdir().unwrap();
+        for zip in [true, false] {
+            let inp = input(d.path(), zip, &sample_entries());
+            let out = d.path().join(if zip { "bad.zip" } else { "bad.tar.gz" });
+            let err = sign_archive(
+                &inp,
+                &out,
+                false,
+                &WrongKey(&pki.key),
+                &pki.signer,
+                &SignOptions::default(),
+                &mut |_, _| {},
+            )
+            .unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    ArchiveError::Signing {
+                        source: crate::signer::SignError::BadSignature { .. },
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+            assert!(!out.exists());
+            // No temporary file is left either.
+            let left: Vec<_> = std::fs::read_dir(d.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("hsmsign"))
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
         }
     }
 
