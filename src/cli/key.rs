@@ -15,7 +15,8 @@ use super::{CmdResult, Ctx, Failure};
 pub enum KeyCmd {
     /// Generate a key pair that can never leave the token.
     Generate {
-        /// The new key: token attributes plus object=LABEL (id= optional, else random).
+        /// The new key: pkcs11: token attributes plus object=LABEL (id= optional, else random),
+        /// or a YubiKey slot, yubikey:slot=9a.
         #[arg(long, value_name = "URI")]
         key: String,
         /// ec-p256, ec-p384, rsa-3072 or rsa-4096.

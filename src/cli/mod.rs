@@ -56,7 +56,7 @@ pub enum Command {
     /// PKCS#11 tokens: list, initialise test tokens.
     #[command(subcommand)]
     Token(token::TokenCmd),
-    /// Keys on a token: generate, list, inspect, public, import.
+    /// Keys on a token or YubiKey: generate, list, inspect, public, attest, import.
     #[command(subcommand)]
     Key(key::KeyCmd),
     /// Certificate Authorities in the token: root, intermediate, import, show, export.
