@@ -41,20 +41,7 @@ fn always_auth_key(pki: &Pki, label: &str, id: &str, key_type: &str) -> String {
             .any(|a| a[0] == "CKA_ALWAYS_AUTHENTICATE" && a[1] == "true"),
         "{v}"
     );
-    pki.ok(&[
-        "cert",
-        "issue",
-        "--ca",
-        "issuing",
-        "--profile",
-        "signing",
-        "--key",
-        &uri,
-        "--subject",
-        &format!("CN={label}"),
-        "--out",
-        &format!("{label}.pem"),
-    ]);
+    pki.signing_cert(&uri, &format!("CN={label}"), &format!("{label}.pem"));
     uri
 }
 

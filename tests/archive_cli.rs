@@ -76,20 +76,7 @@ fn entries(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 /// Issue an operator signing certificate for a new key of `alg` on the "Operator" token.
 fn operator(pki: &Pki, label: &str, alg: &str) -> String {
     let uri = pki.hsm.key("Operator", label, alg);
-    pki.ok(&[
-        "cert",
-        "issue",
-        "--ca",
-        "issuing",
-        "--profile",
-        "signing",
-        "--key",
-        &uri,
-        "--subject",
-        &format!("CN={label}, O=SOS"),
-        "--out",
-        &format!("{label}.pem"),
-    ]);
+    pki.signing_cert(&uri, &format!("CN={label}, O=SOS"), &format!("{label}.pem"));
     pki.ok(&[
         "key",
         "public",

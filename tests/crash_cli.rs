@@ -96,20 +96,7 @@ fn killed_archive_signing_never_leaves_a_partial_archive() {
     let pki = Pki::new();
     pki.hsm.init_token("Operator");
     let uri = pki.hsm.key("Operator", "alice", "ec-p256");
-    pki.ok(&[
-        "cert",
-        "issue",
-        "--ca",
-        "issuing",
-        "--profile",
-        "signing",
-        "--key",
-        &uri,
-        "--subject",
-        "CN=alice",
-        "--out",
-        "alice.pem",
-    ]);
+    pki.signing_cert(&uri, "CN=alice", "alice.pem");
     // Big enough that signing takes a while.
     let file = std::fs::File::create(pki.path("export.zip")).unwrap();
     let mut zip = zip::ZipWriter::new(file);

@@ -796,38 +796,20 @@ impl SigningKey for TokenKey<'_> {
         use crate::signer::HashAlgorithm as H;
         let public = &self.key.public;
         let ec = public.algorithm().is_ec();
-        let (raw, combined, combined_type) = match (ec, alg.hash()) {
-            (true, H::Sha256) => (
-                MechanismType::ECDSA,
-                Mechanism::EcdsaSha256,
-                MechanismType::ECDSA_SHA256,
-            ),
-            (true, H::Sha384) => (
-                MechanismType::ECDSA,
-                Mechanism::EcdsaSha384,
-                MechanismType::ECDSA_SHA384,
-            ),
-            (true, H::Sha512) => (
-                MechanismType::ECDSA,
-                Mechanism::EcdsaSha512,
-                MechanismType::ECDSA_SHA512,
-            ),
-            (false, H::Sha256) => (
-                MechanismType::RSA_PKCS,
-                Mechanism::Sha256RsaPkcs,
-                MechanismType::SHA256_RSA_PKCS,
-            ),
-            (false, H::Sha384) => (
-                MechanismType::RSA_PKCS,
-                Mechanism::Sha384RsaPkcs,
-                MechanismType::SHA384_RSA_PKCS,
-            ),
-            (false, H::Sha512) => (
-                MechanismType::RSA_PKCS,
-                Mechanism::Sha512RsaPkcs,
-                MechanismType::SHA512_RSA_PKCS,
-            ),
+        let raw = if ec {
+            MechanismType::ECDSA
+        } else {
+            MechanismType::RSA_PKCS
         };
+        let combined = match (ec, alg.hash()) {
+            (true, H::Sha256) => Mechanism::EcdsaSha256,
+            (true, H::Sha384) => Mechanism::EcdsaSha384,
+            (true, H::Sha512) => Mechanism::EcdsaSha512,
+            (false, H::Sha256) => Mechanism::Sha256RsaPkcs,
+            (false, H::Sha384) => Mechanism::Sha384RsaPkcs,
+            (false, H::Sha512) => Mechanism::Sha512RsaPkcs,
+        };
+        let combined_type = combined.mechanism_type();
         // The raw mechanisms sign what the host hashed. Two cases use the token's hash-and-sign
         // mechanism instead: a token without the raw one, and keys that need a login before each
         // signature (CKA_ALWAYS_AUTHENTICATE), which go through the multi-part calls, and raw

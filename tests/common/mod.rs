@@ -268,6 +268,24 @@ impl Pki {
         self.hsm.tool("openssl", args)
     }
 
+    /// An operator signing certificate from the issuing CA for the key `uri`, written to `out`.
+    pub fn signing_cert(&self, uri: &str, subject: &str, out: &str) {
+        self.ok(&[
+            "cert",
+            "issue",
+            "--ca",
+            "issuing",
+            "--profile",
+            "signing",
+            "--key",
+            uri,
+            "--subject",
+            subject,
+            "--out",
+            out,
+        ]);
+    }
+
     /// Number of audit records and of issued certificates: what a refused command must not change.
     pub fn counts(&self) -> (usize, usize) {
         let audit = self.json(&["audit", "show"]);
