@@ -5,6 +5,12 @@
 //! into place: with `force == false` by a hard link (which fails if the target exists, so a file
 //! that appeared meanwhile is never replaced), with `force == true` by a rename. The directory is
 //! synced afterwards so the new name survives a crash.
+//!
+//! `--force` replaces only a regular file: never a device, FIFO, socket, directory or symbolic
+//! link (renaming over `/dev/null` would replace the device node). All outputs of one command
+//! are checked together before any signature is made ([`check_distinct`], and reserving each
+//! [`AtomicFile`] up front proves its directory writable). Files that hold secrets (key
+//! bundles) are created with mode 0600 whatever the umask.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -26,6 +32,38 @@ pub enum OutputError {
         /// Its directory.
         dir: PathBuf,
     },
+    /// `--force` was given, but what is at the path is not a regular file.
+    #[error(
+        "output {path} is {found}; --force replaces only a regular file. Name a regular file (or a new path) instead"
+    )]
+    NotReplaceable {
+        /// The output path.
+        path: PathBuf,
+        /// What is there ("a character device", "a symbolic link", ...).
+        found: &'static str,
+    },
+    /// Two outputs of one command, or an output and an input, are the same file.
+    #[error(
+        "{first} and {second} name the same file; every output of a command must be a distinct file that is not one of its inputs"
+    )]
+    SameFile {
+        /// One path as given.
+        first: PathBuf,
+        /// The other path as given.
+        second: PathBuf,
+    },
+    /// Moving a finished secret file into place failed; it was kept under its temporary name.
+    #[error(
+        "cannot move the finished {path} into place ({source}); its content was kept in {temp} (mode 0600): rename it yourself, it is the only copy"
+    )]
+    KeptAt {
+        /// The output path.
+        path: PathBuf,
+        /// Where the content is.
+        temp: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
     /// An I/O error.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -36,8 +74,8 @@ pub enum OutputError {
     },
 }
 
-/// Check, before any work is done, that `path` may be written: its directory exists and (unless
-/// `force`) the file does not.
+/// Check, before any work is done, that `path` may be written: its directory exists and the
+/// file does not, or (with `force`) it is a regular file that may be replaced.
 pub fn check_new(path: &Path, force: bool) -> Result<(), OutputError> {
     let dir = parent_dir(path);
     if !dir.is_dir() {
@@ -46,8 +84,50 @@ pub fn check_new(path: &Path, force: bool) -> Result<(), OutputError> {
             dir,
         });
     }
-    if !force && fs::symlink_metadata(path).is_ok() {
-        return Err(OutputError::Exists(path.to_path_buf()));
+    check_replaceable(path, force)
+}
+
+/// What is at `path` now may be replaced: nothing, or (with `force`) a regular file.
+fn check_replaceable(path: &Path, force: bool) -> Result<(), OutputError> {
+    match fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(_) if !force => Err(OutputError::Exists(path.to_path_buf())),
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        Ok(m) => Err(OutputError::NotReplaceable {
+            path: path.to_path_buf(),
+            found: crate::input::describe_type(m.file_type()),
+        }),
+    }
+}
+
+/// Check that the outputs of one command are distinct files and that none of them is one of
+/// its inputs. Two paths are the same file when their directories resolve to the same place
+/// and their names are equal, or when both exist and are the same inode.
+pub fn check_distinct(outputs: &[&Path], inputs: &[&Path]) -> Result<(), OutputError> {
+    let key = |p: &Path| -> (Option<PathBuf>, Option<(u64, u64)>) {
+        use std::os::unix::fs::MetadataExt;
+        let dir = fs::canonicalize(parent_dir(p)).ok();
+        let resolved = match (dir, p.file_name()) {
+            (Some(d), Some(n)) => Some(d.join(n)),
+            _ => None,
+        };
+        let inode = fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        (resolved, inode)
+    };
+    let same = |a: &Path, b: &Path| {
+        let (ra, ia) = key(a);
+        let (rb, ib) = key(b);
+        (ra.is_some() && ra == rb) || (ia.is_some() && ia == ib) || a == b
+    };
+    for (i, out) in outputs.iter().enumerate() {
+        for other in outputs[i + 1..].iter().chain(inputs) {
+            if same(out, other) {
+                return Err(OutputError::SameFile {
+                    first: out.to_path_buf(),
+                    second: other.to_path_buf(),
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -62,6 +142,16 @@ pub fn write_new(path: &Path, data: &[u8], force: bool) -> Result<(), OutputErro
     out.commit()
 }
 
+/// Write a file that holds a secret (a key bundle): like [`write_new`], mode 0600.
+pub fn write_secret(path: &Path, data: &[u8], force: bool) -> Result<(), OutputError> {
+    let mut out = AtomicFile::create_secret(path, force)?;
+    out.write_all(data).map_err(|source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    out.commit()
+}
+
 /// A file being written; it becomes visible at its path only on [`AtomicFile::commit`]. Dropped
 /// without commit, the temporary file is removed and nothing appears.
 pub struct AtomicFile {
@@ -69,11 +159,25 @@ pub struct AtomicFile {
     temp: PathBuf,
     file: Option<File>,
     force: bool,
+    secret: bool,
 }
 
 impl AtomicFile {
-    /// Start writing `path`. Fails at once if it exists (unless `force`).
+    /// Start writing `path`. Fails at once if it exists (unless `force` and it is a regular
+    /// file). Creating the temporary file also proves the directory writable.
     pub fn create(path: &Path, force: bool) -> Result<Self, OutputError> {
+        Self::create_with(path, force, false)
+    }
+
+    /// Like [`AtomicFile::create`], for a file that holds a secret: created with mode 0600
+    /// whatever the umask, and if it cannot be moved into place at the end its content is kept
+    /// under the temporary name (which the error gives) rather than lost.
+    pub fn create_secret(path: &Path, force: bool) -> Result<Self, OutputError> {
+        Self::create_with(path, force, true)
+    }
+
+    fn create_with(path: &Path, force: bool, secret: bool) -> Result<Self, OutputError> {
+        use std::os::unix::fs::OpenOptionsExt;
         check_new(path, force)?;
         let dir = parent_dir(path);
         let name = path
@@ -88,13 +192,20 @@ impl AtomicFile {
         let mut last = None;
         for _ in 0..16 {
             let temp = dir.join(format!(".{name}.hsmsign-{:016x}.tmp", random_u64()));
-            match OpenOptions::new().write(true).create_new(true).open(&temp) {
+            let mode = if secret { 0o600 } else { 0o666 };
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&temp)
+            {
                 Ok(file) => {
                     return Ok(Self {
                         target: path.to_path_buf(),
                         temp,
                         file: Some(file),
                         force,
+                        secret,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
@@ -111,27 +222,64 @@ impl AtomicFile {
         &self.target
     }
 
+    /// Flush the content written so far to disk, without moving the file into place: after
+    /// this, only [`AtomicFile::commit`]'s link remains (so a record can be committed between).
+    pub fn sync(&mut self) -> Result<(), OutputError> {
+        match self.file.as_mut() {
+            Some(f) => f.sync_all().map_err(|source| OutputError::Io {
+                path: self.target.clone(),
+                source,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Flush to disk and move into place.
     pub fn commit(mut self) -> Result<(), OutputError> {
-        let io_err = |source| OutputError::Io {
-            path: self.target.clone(),
-            source,
-        };
         if let Some(file) = self.file.take() {
-            file.sync_all().map_err(io_err)?;
+            file.sync_all().map_err(|source| OutputError::Io {
+                path: self.target.clone(),
+                source,
+            })?;
         }
-        if self.force {
-            fs::rename(&self.temp, &self.target).map_err(io_err)?;
+        let moved = if self.force {
+            // What is there now, not only what was there when the command started.
+            check_replaceable(&self.target, true).and_then(|()| {
+                fs::rename(&self.temp, &self.target).map_err(|source| OutputError::Io {
+                    path: self.target.clone(),
+                    source,
+                })
+            })
         } else {
             match fs::hard_link(&self.temp, &self.target) {
                 Ok(()) => {
                     let _ = fs::remove_file(&self.temp);
+                    Ok(())
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(OutputError::Exists(self.target.clone()));
+                    Err(OutputError::Exists(self.target.clone()))
                 }
-                Err(e) => return Err(io_err(e)),
+                Err(source) => Err(OutputError::Io {
+                    path: self.target.clone(),
+                    source,
+                }),
             }
+        };
+        if let Err(e) = moved {
+            if self.secret {
+                // The only copy of a secret: keep it where it is and say where.
+                let temp = std::mem::take(&mut self.temp);
+                let source = match e {
+                    OutputError::Io { source, .. } => source,
+                    other => io::Error::other(other.to_string()),
+                };
+                return Err(OutputError::KeptAt {
+                    path: self.target.clone(),
+                    temp,
+                    source,
+                });
+            }
+            return Err(e);
         }
         if let Ok(d) = File::open(parent_dir(&self.target)) {
             let _ = d.sync_all();
@@ -158,8 +306,11 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        // Remove the temp file: after a successful commit it is already gone (or renamed).
-        let _ = fs::remove_file(&self.temp);
+        // Remove the temp file: after a successful commit it is already gone (or renamed); a
+        // kept secret has no temp path left here.
+        if !self.temp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.temp);
+        }
     }
 }
 
@@ -218,5 +369,106 @@ mod tests {
     fn missing_directory_is_named() {
         let err = check_new(Path::new("/nonexistent-dir-hsmsign/x.pem"), false).unwrap_err();
         assert!(err.to_string().contains("/nonexistent-dir-hsmsign"));
+    }
+
+    #[test]
+    fn force_replaces_only_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        // A FIFO, a directory, a symbolic link (to a file and dangling) and a device node.
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let sub = dir.path().join("sub");
+        fs::create_dir(&sub).unwrap();
+        let target = dir.path().join("target");
+        fs::write(&target, b"keep").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        for (p, found) in [
+            (fifo.as_path(), "FIFO"),
+            (sub.as_path(), "directory"),
+            (link.as_path(), "symbolic link"),
+            (dangling.as_path(), "symbolic link"),
+            (Path::new("/dev/null"), "character device"),
+        ] {
+            let err = write_new(p, b"x", true).unwrap_err();
+            assert!(
+                matches!(&err, OutputError::NotReplaceable { found: f, .. } if f.contains(found)),
+                "{}: {err}",
+                p.display()
+            );
+        }
+        assert_eq!(fs::read(&target).unwrap(), b"keep");
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            std::os::unix::fs::FileTypeExt::is_char_device(
+                &fs::metadata("/dev/null").unwrap().file_type()
+            )
+        );
+    }
+
+    #[test]
+    fn force_rechecks_at_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out");
+        let mut f = AtomicFile::create(&p, true).unwrap();
+        f.write_all(b"x").unwrap();
+        // Something other than a regular file appears meanwhile.
+        fs::create_dir(&p).unwrap();
+        let err = f.commit().unwrap_err();
+        assert!(matches!(err, OutputError::NotReplaceable { .. }), "{err}");
+        assert!(p.is_dir());
+    }
+
+    #[test]
+    fn secrets_are_0600_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bundle.p12");
+        write_secret(&p, b"secret", false).unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_secret_that_cannot_be_moved_into_place_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bundle.p12");
+        let mut f = AtomicFile::create_secret(&p, false).unwrap();
+        f.write_all(b"only copy").unwrap();
+        fs::write(&p, b"someone else").unwrap();
+        let err = f.commit().unwrap_err();
+        let OutputError::KeptAt { temp, .. } = &err else {
+            panic!("{err}")
+        };
+        assert!(err.to_string().contains(&temp.display().to_string()));
+        assert_eq!(fs::read(temp).unwrap(), b"only copy");
+        assert_eq!(fs::read(&p).unwrap(), b"someone else");
+    }
+
+    #[test]
+    fn outputs_must_be_distinct_and_not_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.pem");
+        let a2 = dir.path().join("sub/../a.pem");
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        let b = dir.path().join("b.pem");
+        assert!(matches!(
+            check_distinct(&[&a, &a2], &[]),
+            Err(OutputError::SameFile { .. })
+        ));
+        assert!(check_distinct(&[&a, &b], &[]).is_ok());
+        fs::write(&b, b"in").unwrap();
+        let hard = dir.path().join("hard.pem");
+        fs::hard_link(&b, &hard).unwrap();
+        let err = check_distinct(&[&a, &hard], &[&b]).unwrap_err();
+        assert!(err.to_string().contains("hard.pem"), "{err}");
     }
 }
