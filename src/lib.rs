@@ -10,9 +10,11 @@ pub mod archive;
 pub mod attest;
 pub mod bundle;
 pub mod ca;
+pub mod input;
 pub mod output;
 #[cfg(feature = "yubikey")]
 pub mod piv;
+pub mod secrets;
 pub mod signer;
 pub mod store;
 pub mod token;

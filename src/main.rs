@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before any PIN is read: no core file may ever hold one.
+    if let Err(e) = hsmsign::secrets::forbid_core_dumps() {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
     let parsed = cli::Cli::parse();
     match cli::run(parsed) {
         Ok(()) => ExitCode::SUCCESS,

@@ -177,6 +177,9 @@ pub fn load_trusted(path: &Path) -> Result<Vec<Vec<u8>>, ArchiveError> {
     }
 }
 
+/// Most files read from a trusted-certificates directory.
+pub const MAX_TRUSTED_FILES: usize = 10_000;
+
 /// Load a `trusted-x509-keys` directory: every file not starting with `.` must hold exactly
 /// one PEM certificate. Files are taken in name order.
 pub fn load_trusted_dir(dir: &Path) -> Result<Vec<Vec<u8>>, ArchiveError> {
@@ -192,6 +195,14 @@ pub fn load_trusted_dir(dir: &Path) -> Result<Vec<Vec<u8>>, ArchiveError> {
         }
         if item.file_type().map_err(io_err)?.is_dir() {
             continue;
+        }
+        if paths.len() >= MAX_TRUSTED_FILES {
+            return Err(ArchiveError::TrustedFile {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "holds more than {MAX_TRUSTED_FILES} files; is this the trusted-x509-keys directory?"
+                ),
+            });
         }
         paths.push(item.path());
     }
@@ -240,10 +251,7 @@ fn read_pem_certs(path: &Path) -> Result<Vec<Vec<u8>>, ArchiveError> {
         path: path.to_path_buf(),
         reason,
     };
-    let bytes = std::fs::read(path).map_err(|source| ArchiveError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::input::read(path, crate::input::InputKind::TrustedFile)?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| bad("is not a PEM text file; give PEM certificates".into()))?;
     let mut out = Vec::new();

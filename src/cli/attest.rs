@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Subcommand;
 use hsmsign::attest::{self, AttestError};
+use hsmsign::input::InputKind;
 use hsmsign::signer::PublicKey;
 use serde_json::json;
 
@@ -28,13 +29,14 @@ pub enum AttestCmd {
     },
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>, Failure> {
-    Ok(std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))?)
+/// Attestations, their intermediates and public keys are all small DER/PEM objects.
+fn read(path: &Path) -> Result<Vec<u8>, Failure> {
+    Ok(hsmsign::input::read(path, InputKind::Attestation)?)
 }
 
 /// A public key from a PEM `PUBLIC KEY` block or DER.
 pub fn read_public_key(path: &Path) -> Result<PublicKey, Failure> {
-    let bytes = read(path, "public key file")?;
+    let bytes = read(path)?;
     let der = match std::str::from_utf8(&bytes) {
         Ok(text) if text.contains("-----BEGIN") => {
             let (label, der) = der::pem::decode_vec(text.trim().as_bytes())
@@ -61,8 +63,8 @@ pub fn run(ctx: &Ctx, cmd: AttestCmd) -> CmdResult {
         } => {
             let what_a = format!("attestation file {}", attestation.display());
             let what_f9 = format!("intermediate (f9) file {}", intermediate.display());
-            let a = attest::certificate_der(&read(&attestation, "attestation file")?, &what_a)?;
-            let f9 = attest::certificate_der(&read(&intermediate, "intermediate file")?, &what_f9)?;
+            let a = attest::certificate_der(&read(&attestation)?, &what_a)?;
+            let f9 = attest::certificate_der(&read(&intermediate)?, &what_f9)?;
             let expected = public_key.as_deref().map(read_public_key).transpose()?;
             match attest::verify_attestation(
                 &a,

@@ -223,12 +223,16 @@ pub fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
         KeyCmd::Import { key, from } => {
             let uri = ctx.uri(&key)?;
             let label = label_of(&uri)?;
-            let pem = zeroize::Zeroizing::new(std::fs::read_to_string(&from).map_err(|e| {
-                TokenError::Import {
-                    path: from.clone(),
-                    reason: e.to_string(),
-                }
-            })?);
+            // A regular file of at most 64 KiB, read into a buffer that is wiped on drop.
+            let bytes = hsmsign::input::read_secret(&from, hsmsign::input::InputKind::PrivateKey)?;
+            let pem = zeroize::Zeroizing::new(
+                std::str::from_utf8(&bytes)
+                    .map_err(|_| TokenError::Import {
+                        path: from.clone(),
+                        reason: "is not PEM text; give an unencrypted PKCS#8 PEM file".into(),
+                    })?
+                    .to_string(),
+            );
             let store = ctx.store()?;
             let module = ctx.module(Some(&uri))?;
             let session =

@@ -490,10 +490,10 @@ impl TokenSession {
         ];
         public.extend(common.iter().cloned());
         public.extend(public_specific);
-        let priv_h = self
-            .session
-            .create_object(&private)
-            .map_err(ck("creating the imported private key"))?;
+        let created = self.session.create_object(&private);
+        // The template held the private key's components: wipe them before anything else.
+        wipe_secret_attributes(&mut private);
+        let priv_h = created.map_err(ck("creating the imported private key"))?;
         if let Err(e) = self.session.create_object(&public) {
             // Leave nothing half-done: remove the private key again.
             let _ = self.session.destroy_object(priv_h);
@@ -830,6 +830,24 @@ impl SigningKey for TokenKey<'_> {
             crate::signer::ecdsa_raw_to_der(&signature)
         } else {
             Ok(signature)
+        }
+    }
+}
+
+/// Overwrite the private components of a key template (after `C_CreateObject` has copied them
+/// into the token) so no copy of an imported key stays in this process's memory.
+fn wipe_secret_attributes(template: &mut [Attribute]) {
+    use zeroize::Zeroize;
+    for attr in template {
+        match attr {
+            Attribute::Value(v)
+            | Attribute::PrivateExponent(v)
+            | Attribute::Prime1(v)
+            | Attribute::Prime2(v)
+            | Attribute::Exponent1(v)
+            | Attribute::Exponent2(v)
+            | Attribute::Coefficient(v) => v.zeroize(),
+            _ => {}
         }
     }
 }
