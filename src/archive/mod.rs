@@ -35,7 +35,7 @@ use crate::output::OutputError;
 use crate::signer::{SignError, SignatureAlgorithm};
 
 pub use cert::{load_trusted, load_trusted_dir, load_trusted_pem_file};
-pub use sign::{SignOptions, SignSummary, sign_archive};
+pub use sign::{BeforeCommit, SignOptions, SignSummary, sign_archive, sign_archive_recorded};
 pub use verify::{ObjectCheck, ObjectOutcome, VerifyReport, verify_archive};
 
 /// Extension of JS7 workflow objects (signed).
@@ -126,6 +126,27 @@ pub enum ArchiveError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The audit record of a signing could not be committed, so its output was not written.
+    #[error(
+        "the signed archive {path} was not written: its audit record could not be committed ({reason}). Nothing was signed into place; fix the state directory (free space, permissions) and sign again"
+    )]
+    NotRecorded {
+        /// The output that was not written.
+        path: PathBuf,
+        /// Why the record failed.
+        reason: String,
+    },
+    /// The record of a signing was committed, but the output could not be moved into place.
+    #[error(
+        "{source}. The audit log records this signing (archive.sign), but its output was not written; sign again to a new path"
+    )]
+    RecordedNotWritten {
+        /// The cause.
+        source: crate::output::OutputError,
+    },
+    /// An input file is not a regular file, or is larger than its cap.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     /// The input is neither a ZIP nor a gzip file.
     #[error(
         "{path} is neither a ZIP nor a tar.gz archive (it starts with {start}); export the deployment \

@@ -96,6 +96,35 @@ pub fn sign_archive(
     options: &SignOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SignSummary, ArchiveError> {
+    sign_archive_recorded(
+        input,
+        output,
+        force,
+        key,
+        signer_cert_der,
+        options,
+        progress,
+        &mut |_| Ok(()),
+    )
+}
+
+/// Called once the signed archive is complete and on disk under a temporary name, before it is
+/// moved into place: the caller commits the audit record of the signing here. An error keeps
+/// the output from appearing, so no signed archive exists that the record does not show.
+pub type BeforeCommit<'a> = dyn FnMut(&SignSummary) -> Result<(), String> + 'a;
+
+/// [`sign_archive`], with the record of the signing committed before the output appears.
+#[allow(clippy::too_many_arguments)] // the arguments of sign_archive plus the record hook
+pub fn sign_archive_recorded(
+    input: &Path,
+    output: &Path,
+    force: bool,
+    key: &dyn SigningKey,
+    signer_cert_der: &[u8],
+    options: &SignOptions,
+    progress: &mut dyn FnMut(usize, usize),
+    before_commit: &mut BeforeCommit<'_>,
+) -> Result<SignSummary, ArchiveError> {
     // 1. The archive: list it with every hostile-input check, and check its signatures.
     let mut names: Vec<(String, bool)> = Vec::new();
     let format = read_archive(input, &options.limits, &mut |e: &Entry, _| {
@@ -174,36 +203,38 @@ pub fn sign_archive(
     // holds at most WRITE_QUEUE entries: memory stays bounded by the largest entry.
     let writer = ArchiveWriter::create(output, force, format)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(WRITE_QUEUE);
-    let write_thread = std::thread::spawn(move || -> Result<Option<String>, ArchiveError> {
-        let mut writer = writer;
-        for job in rx {
-            match job {
-                Job::Entry {
-                    entry,
-                    data,
-                    signature,
-                } => {
-                    writer.add(&entry, &data)?;
-                    if let Some((name, unchecked)) = signature {
-                        let sig =
-                            unchecked
-                                .check(&data)
-                                .map_err(|source| ArchiveError::Signing {
-                                    entry: entry.name.clone(),
-                                    source,
-                                })?;
-                        let text = base64::engine::general_purpose::STANDARD.encode(&sig);
-                        writer.add_signature(&entry, &name, text.as_bytes())?;
+    let write_thread = std::thread::spawn(
+        move || -> Result<Option<(crate::output::AtomicFile, String)>, ArchiveError> {
+            let mut writer = writer;
+            for job in rx {
+                match job {
+                    Job::Entry {
+                        entry,
+                        data,
+                        signature,
+                    } => {
+                        writer.add(&entry, &data)?;
+                        if let Some((name, unchecked)) = signature {
+                            let sig =
+                                unchecked
+                                    .check(&data)
+                                    .map_err(|source| ArchiveError::Signing {
+                                        entry: entry.name.clone(),
+                                        source,
+                                    })?;
+                            let text = base64::engine::general_purpose::STANDARD.encode(&sig);
+                            writer.add_signature(&entry, &name, text.as_bytes())?;
+                        }
                     }
+                    // Only an explicit finish commits the output.
+                    Job::Finish => return writer.finish().map(Some),
                 }
-                // Only an explicit finish commits the output.
-                Job::Finish => return writer.finish().map(Some),
             }
-        }
-        // The queue closed without a finish: the signing side failed. Dropping the writer
-        // removes the temporary file; nothing appears at the output path.
-        Ok(None)
-    });
+            // The queue closed without a finish: the signing side failed. Dropping the writer
+            // removes the temporary file; nothing appears at the output path.
+            Ok(None)
+        },
+    );
     let mut done = 0;
     let mut index = 0;
     let read_result = read_archive(input, &options.limits, &mut |e: &Entry, data: &[u8]| {
@@ -278,13 +309,13 @@ pub fn sign_archive(
         .join()
         .unwrap_or_else(|_| Err(writer_failed("the output writer stopped unexpectedly")));
     // The writer's own error explains a stopped queue better than the reader's.
-    let output_sha256 = match (complete, written) {
+    let (file, output_sha256) = match (complete, written) {
         (_, Err(w)) => return Err(w),
         (Err(r), Ok(_)) => return Err(r),
-        (Ok(()), Ok(Some(sha))) => sha,
+        (Ok(()), Ok(Some(done))) => done,
         (Ok(()), Ok(None)) => return Err(writer_failed("the output writer stopped early")),
     };
-    Ok(SignSummary {
+    let summary = SignSummary {
         objects_signed: done,
         signatures_replaced: replaced,
         entries: names.len(),
@@ -295,7 +326,17 @@ pub fn sign_archive(
         output_sha256,
         format,
         warnings,
-    })
+    };
+    // The record first, then the output: a failed record leaves no signed archive behind
+    // (dropping the file removes it), and a failed move leaves the record of an archive that
+    // the error says was not written.
+    before_commit(&summary).map_err(|reason| ArchiveError::NotRecorded {
+        path: output.to_path_buf(),
+        reason,
+    })?;
+    file.commit()
+        .map_err(|source| ArchiveError::RecordedNotWritten { source })?;
+    Ok(summary)
 }
 
 /// Refuse a certificate that does not certify `key` or is a CA; return warnings for what JS7
@@ -336,7 +377,7 @@ fn sha256_file(path: &Path) -> Result<String, ArchiveError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io_err)?;
+    let mut file = crate::input::open(path, crate::input::InputKind::Archive)?;
     let mut hash = sha2::Sha256::new();
     let mut buf = vec![0u8; 256 << 10];
     loop {
@@ -413,6 +454,62 @@ mod tests {
         }
         assert_eq!(i, out.len(), "no extra entries");
         checked
+    }
+
+    #[test]
+    fn no_output_appears_before_its_record() {
+        let pki = Pki::new(19);
+        let d = tempfile::tempdir().unwrap();
+        for zip in [true, false] {
+            let inp = input(d.path(), zip, &sample_entries());
+            let out = d.path().join(format!("signed-{zip}"));
+            // The record fails (a full disk under the state directory): no output, no temp file.
+            let mut seen = None;
+            let err = sign_archive_recorded(
+                &inp,
+                &out,
+                false,
+                &pki.key,
+                &pki.signer,
+                &SignOptions::default(),
+                &mut |_, _| {},
+                &mut |summary| {
+                    // The complete output exists only under a temporary name at this point.
+                    assert!(!out.exists());
+                    seen = Some(summary.output_sha256.clone());
+                    Err("database or disk is full".into())
+                },
+            )
+            .unwrap_err();
+            assert!(seen.is_some());
+            assert!(matches!(err, ArchiveError::NotRecorded { .. }), "{err}");
+            assert!(err.to_string().contains("disk is full"), "{err}");
+            assert!(!out.exists());
+            let names: Vec<_> = std::fs::read_dir(d.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(!names.iter().any(|n| n.contains("hsmsign-")), "{names:?}");
+            // The record succeeds: the output that appears is the one the record names.
+            let mut recorded = None;
+            let summary = sign_archive_recorded(
+                &inp,
+                &out,
+                false,
+                &pki.key,
+                &pki.signer,
+                &SignOptions::default(),
+                &mut |_, _| {},
+                &mut |summary| {
+                    recorded = Some(summary.output_sha256.clone());
+                    Ok(())
+                },
+            )
+            .unwrap();
+            let on_disk = crate::signer::hex(&sha2::Sha256::digest(std::fs::read(&out).unwrap()));
+            assert_eq!(recorded.as_deref(), Some(on_disk.as_str()));
+            assert_eq!(summary.output_sha256, on_disk);
+        }
     }
 
     fn sign_ok(zip: bool) {

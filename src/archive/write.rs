@@ -143,8 +143,9 @@ impl ArchiveWriter {
         result.map_err(|e| self.err(format!("entry {name:?}: {e}")))
     }
 
-    /// Finish the archive, move it into place, and return its SHA-256 (lower-case hex).
-    pub fn finish(self) -> Result<String, ArchiveError> {
+    /// Finish the archive and flush it to disk under its temporary name; return the file (to
+    /// be moved into place with [`AtomicFile::commit`]) and its SHA-256 (lower-case hex).
+    pub fn finish(self) -> Result<(AtomicFile, String), ArchiveError> {
         let err = |e: String| {
             ArchiveError::Output(OutputError::Io {
                 path: self.path.clone(),
@@ -159,8 +160,8 @@ impl ArchiveWriter {
                 .map_err(|e| err(e.to_string()))?,
         };
         let HashingWriter { inner, hash } = sink;
-        let file = inner.into_inner().map_err(|e| err(e.error().to_string()))?;
-        file.commit()?;
-        Ok(crate::signer::hex(&hash.finalize()))
+        let mut file = inner.into_inner().map_err(|e| err(e.error().to_string()))?;
+        file.sync()?;
+        Ok((file, crate::signer::hex(&hash.finalize())))
     }
 }

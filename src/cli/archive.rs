@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use hsmsign::archive::{self, ArchiveError, ObjectOutcome, SignOptions};
+use hsmsign::input::InputKind;
 use hsmsign::signer::SignatureAlgorithm;
 use hsmsign::store::AuditEntry;
 use serde_json::json;
@@ -89,12 +90,8 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
             // Everything that can be checked without the token, first.
             ctx.check_key_name(&key)?;
             let cert_der = read_certificate(&cert)?;
-            if !input.is_file() {
-                return Err(Failure::Failed(anyhow::anyhow!(
-                    "input archive {} does not exist or is not a file",
-                    input.display()
-                )));
-            }
+            drop(hsmsign::input::open(&input, InputKind::Archive)?);
+            hsmsign::output::check_distinct(&[&out], &[&input, &cert])?;
             hsmsign::output::check_new(&out, force)?;
             let store = ctx.store()?;
             let handle = ctx.open_key(&key, store.as_ref(), None)?;
@@ -105,7 +102,27 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                 ..Default::default()
             };
             let mut progress = Progress::new("objects signed", ctx.json);
-            let summary = archive::sign_archive(
+            let holder = handle.holder();
+            // The audit record is committed before the signed archive appears at --out.
+            let mut record = |summary: &archive::SignSummary| -> Result<(), String> {
+                let Some(store) = &store else { return Ok(()) };
+                store
+                    .record(
+                        AuditEntry::new("archive.sign", ctx.operator(Some(&holder)))
+                            .input_sha256("archive", sha256_bytes(&summary.input_sha256))
+                            .output_sha256("signed archive", sha256_bytes(&summary.output_sha256))
+                            .param("key", signing_key.name())
+                            .param("signer", summary.signer_subject.clone())
+                            .param("signer_cert_sha256", summary.signer_cert_sha256.clone())
+                            .param("algorithm", summary.algorithm.clone())
+                            .param("objects", summary.objects_signed.to_string())
+                            .param("in", input.display().to_string())
+                            .param("out", out.display().to_string()),
+                    )
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            };
+            let summary = archive::sign_archive_recorded(
                 &input,
                 &out,
                 force,
@@ -113,21 +130,8 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                 &cert_der,
                 &options,
                 &mut |done, total| progress.update(done, total),
+                &mut record,
             )?;
-            if let Some(store) = &store {
-                store.record(
-                    AuditEntry::new("archive.sign", ctx.operator(Some(&handle.holder())))
-                        .input_sha256("archive", sha256_bytes(&summary.input_sha256))
-                        .output_sha256("signed archive", sha256_bytes(&summary.output_sha256))
-                        .param("key", signing_key.name())
-                        .param("signer", summary.signer_subject.clone())
-                        .param("signer_cert_sha256", summary.signer_cert_sha256.clone())
-                        .param("algorithm", summary.algorithm.clone())
-                        .param("objects", summary.objects_signed.to_string())
-                        .param("in", input.display().to_string())
-                        .param("out", out.display().to_string()),
-                )?;
-            }
             for w in &summary.warnings {
                 ctx.warn(w);
             }

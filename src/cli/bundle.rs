@@ -1,7 +1,7 @@
 //! `hsmsign bundle ...` (CA bundles, truststores, JS7 private.conf snippets) and the in-memory
 //! instance key of `cert issue --generate-key`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
 use hsmsign::bundle::{self, BundleKey, Js7Role, KeyBundle, Pkcs12Options, TrustedCert};
@@ -58,9 +58,8 @@ pub enum Role {
 }
 
 fn read_secret(ctx: &Ctx, source: Option<&str>, what: &str) -> Result<SecretString, Failure> {
-    let _ = ctx;
     let source = match source {
-        Some(s) => PinSource::parse(s).map_err(TokenError::from)?,
+        Some(s) => ctx.check_pin_source(PinSource::parse(s).map_err(TokenError::from)?)?,
         None => PinSource::Prompt,
     };
     Ok(source.read(what, &prompt).map_err(TokenError::from)?)
@@ -104,25 +103,21 @@ impl GeneratedKey {
         &self.public
     }
 
-    /// Write key, certificate and chain as a PKCS#12 file.
-    pub fn write_pkcs12(
+    /// Key, certificate and chain as a PKCS#12 file.
+    pub fn pkcs12(
         &self,
-        path: &Path,
-        force: bool,
         cert_der: &[u8],
         chain_der: &[Vec<u8>],
         alias: &str,
-    ) -> Result<(), Failure> {
+    ) -> Result<Vec<u8>, Failure> {
         let alias = if alias.is_empty() { "https" } else { alias };
-        let bytes = KeyBundle {
+        Ok(KeyBundle {
             key: BundleKey::P256(&self.secret),
             cert_der,
             chain_der,
             alias,
         }
-        .to_pkcs12(&self.password, &Pkcs12Options::default())?;
-        hsmsign::output::write_new(path, &bytes, force)?;
-        Ok(())
+        .to_pkcs12(&self.password, &Pkcs12Options::default())?)
     }
 }
 

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use hsmsign::ca::{self, Issuer, NewCaRequest, Validity};
+use hsmsign::input::InputKind;
+use hsmsign::output::AtomicFile;
 use hsmsign::signer::pem_encode;
 use hsmsign::store::{CaRecord, Store};
 use hsmsign::x509::{CaCertificate, DistinguishedName, Profile, format_time, parse_csr};
@@ -184,13 +186,6 @@ pub(super) fn chain_of(store: &Store, name: &str) -> Result<Vec<CaRecord>, Failu
     Ok(chain)
 }
 
-fn write_pem(out: &Option<PathBuf>, force: bool, pem: &str) -> Result<(), Failure> {
-    if let Some(path) = out {
-        hsmsign::output::write_new(path, pem.as_bytes(), force)?;
-    }
-    Ok(())
-}
-
 fn describe_ca(rec: &CaRecord) -> String {
     format!(
         "CA {:?}\n  subject:     {}\n  issuer:      {}\n  serial:      {}\n  valid:       {} .. {}\n  SHA-256:     {}\n  key:         {}\n  key verdict: {}\n  parent CA:   {}",
@@ -250,7 +245,7 @@ fn prepare_new_ca(
     profile: Profile,
     out: &Option<PathBuf>,
     force: bool,
-) -> Result<(DistinguishedName, Validity, Store), Failure> {
+) -> Result<(DistinguishedName, Validity, Store, Option<AtomicFile>), Failure> {
     let subject = parse_dn(subject)?;
     let validity = Validity::for_profile(profile, days)?;
     ctx.check_key_name(key)?;
@@ -261,7 +256,12 @@ fn prepare_new_ca(
     if store.ca(name)?.is_some() {
         return Err(ca::CaError::NameTaken(name.to_string()).into());
     }
-    Ok((subject, validity, store))
+    // Reserved before the token signs: proves the directory writable.
+    let out_file = out
+        .as_deref()
+        .map(|o| AtomicFile::create(o, force))
+        .transpose()?;
+    Ok((subject, validity, store, out_file))
 }
 
 pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
@@ -275,7 +275,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             out,
             force,
         } => {
-            let (subject, validity, store) =
+            let (subject, validity, store, out_file) =
                 prepare_new_ca(ctx, &name, &key, &subject, days, Profile::Root, &out, force)?;
             let handle = ctx.open_key(&key, Some(&store), None)?;
             let issued = {
@@ -303,7 +303,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                 issued
             };
             handle.finish();
-            finish_ca(ctx, &store, &name, &issued, &out, force)
+            finish_ca(ctx, &store, &name, &issued, out_file)
         }
         CaCmd::Intermediate {
             name,
@@ -315,7 +315,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             out,
             force,
         } => {
-            let (subject, validity, store) = prepare_new_ca(
+            let (subject, validity, store, out_file) = prepare_new_ca(
                 ctx,
                 &name,
                 &key,
@@ -352,7 +352,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                 subject_handle.finish();
                 Ok(issued)
             })?;
-            finish_ca(ctx, &store, &name, &issued, &out, force)
+            finish_ca(ctx, &store, &name, &issued, out_file)
         }
         CaCmd::SignIntermediate {
             issuer,
@@ -362,12 +362,12 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             out,
             force,
         } => {
-            let bytes = std::fs::read(&csr)
-                .map_err(|e| anyhow::anyhow!("cannot read CSR {}: {e}", csr.display()))?;
+            let bytes = hsmsign::input::read(&csr, InputKind::Csr)?;
             let request = parse_csr(&bytes, &csr.display().to_string())?;
             let subject = request.subject()?;
             let validity = Validity::for_profile(Profile::Intermediate, days)?;
-            hsmsign::output::check_new(&out, force)?;
+            hsmsign::output::check_distinct(&[&out], &[&csr])?;
+            let out_file = AtomicFile::create(&out, force)?;
             let store = ctx.require_store()?;
             let issued = with_issuer(ctx, &store, &issuer, |iss, handle| {
                 let serial = ca::fresh_serial(&store, &mut |n| handle.random(n))?;
@@ -389,7 +389,17 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                 )?)
             })?;
             let pem = pem_encode("CERTIFICATE", &issued.der);
-            hsmsign::output::write_new(&out, pem.as_bytes(), force)?;
+            super::after_record(
+                super::write_reserved(out_file, pem.as_bytes()),
+                &format!(
+                    "certificate {} was issued and recorded in the state directory (audit record {})",
+                    issued.serial, issued.audit_seq
+                ),
+                &format!(
+                    "write it again with `hsmsign cert show --serial {} --out FILE`",
+                    issued.serial
+                ),
+            )?;
             if let Some(n) = &issued.notice {
                 ctx.warn(n);
             }
@@ -405,8 +415,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             Ok(())
         }
         CaCmd::Import { name, cert, key } => {
-            let bytes = std::fs::read(&cert)
-                .map_err(|e| anyhow::anyhow!("cannot read certificate {}: {e}", cert.display()))?;
+            let bytes = hsmsign::input::read(&cert, InputKind::Certificate)?;
             let parsed = CaCertificate::parse(&bytes, &cert.display().to_string())?;
             ctx.check_key_name(&key)?;
             let store = ctx.require_store()?;
@@ -528,10 +537,21 @@ fn finish_ca(
     store: &Store,
     name: &str,
     issued: &ca::Issued,
-    out: &Option<PathBuf>,
-    force: bool,
+    out_file: Option<AtomicFile>,
 ) -> CmdResult {
-    write_pem(out, force, &pem_encode("CERTIFICATE", &issued.der))?;
+    let out = out_file.as_ref().map(|f| f.path().to_path_buf());
+    if let Some(file) = out_file {
+        super::after_record(
+            super::write_reserved(file, pem_encode("CERTIFICATE", &issued.der).as_bytes()),
+            &format!(
+                "CA {name:?} was created and recorded in the state directory (audit record {})",
+                issued.audit_seq
+            ),
+            &format!(
+                "write its certificate again with `hsmsign ca export --name {name} --out FILE`"
+            ),
+        )?;
+    }
     if let Some(n) = &issued.notice {
         ctx.warn(n);
     }
@@ -539,7 +559,7 @@ fn finish_ca(
         .ca(name)?
         .ok_or_else(|| ca::CaError::UnknownCa(name.to_string()))?;
     let mut text = format!("Created\n{}", describe_ca(&rec));
-    if let Some(o) = out {
+    if let Some(o) = &out {
         text.push_str(&format!("\n  written to:  {}", o.display()));
     }
     ctx.emit(text, json!({"ca": ca_json(&rec), "out": out}));
@@ -554,7 +574,7 @@ pub fn run_crl(ctx: &Ctx, cmd: CrlCmd) -> CmdResult {
             out,
             force,
         } => {
-            hsmsign::output::check_new(&out, force)?;
+            let out_file = AtomicFile::create(&out, force)?;
             let store = ctx.require_store()?;
             let (der, number) = with_issuer(ctx, &store, &name, |iss, handle| {
                 Ok(ca::generate_crl(
@@ -565,7 +585,13 @@ pub fn run_crl(ctx: &Ctx, cmd: CrlCmd) -> CmdResult {
                 )?)
             })?;
             let revoked = store.revocations(&name)?.len();
-            hsmsign::output::write_new(&out, pem_encode("X509 CRL", &der).as_bytes(), force)?;
+            super::after_record(
+                super::write_reserved(out_file, pem_encode("X509 CRL", &der).as_bytes()),
+                &format!(
+                    "CRL number {number} of CA {name:?} was signed and recorded in the state directory"
+                ),
+                "run `hsmsign crl generate` again for a new CRL (it lists the same revocations)",
+            )?;
             ctx.emit(
                 format!(
                     "Signed CRL number {number} of CA {name:?} listing {revoked} revoked certificate(s), next update in {days} days; wrote {}.\nNote: JS7 itself reads no CRLs; publish it for JOC Cockpit's web server, proxies and other consumers.",

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use hsmsign::ca::{self, CertRequest, Validity};
+use hsmsign::input::InputKind;
+use hsmsign::output::AtomicFile;
 use hsmsign::signer::{PublicKey, pem_encode};
 use hsmsign::store::{CertificateRecord, Store};
 use hsmsign::x509::{Profile, RevocationReason, SanEntry, Serial, format_time, parse_csr};
@@ -78,6 +80,12 @@ pub enum CertCmd {
         /// Serial number as `openssl x509 -serial` prints it (colons and case ignored).
         #[arg(long, value_name = "HEX")]
         serial: String,
+        /// Also write the certificate (PEM) to this file.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace an existing --out file.
+        #[arg(long)]
+        force: bool,
     },
     /// Revoke a certificate (final).
     Revoke {
@@ -168,8 +176,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
             let validity = Validity::for_profile(profile, days)?;
             let csr = match &source.csr {
                 Some(path) => {
-                    let bytes = std::fs::read(path)
-                        .map_err(|e| anyhow::anyhow!("cannot read CSR {}: {e}", path.display()))?;
+                    let bytes = hsmsign::input::read(path, InputKind::Csr)?;
                     Some(parse_csr(&bytes, &path.display().to_string())?)
                 }
                 None => None,
@@ -209,9 +216,27 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                     "--pkcs12 goes with --generate-key only (with --csr the key stays on the instance)".into(),
                 ));
             }
-            for o in [&out, &chain_out, &pkcs12].into_iter().flatten() {
-                hsmsign::output::check_new(o, force)?;
-            }
+            // Every output is checked together and reserved (its temporary file made, which
+            // proves the directory writable) before the token signs: a key bundle must never
+            // be lost after its certificate is issued.
+            let outputs: Vec<&std::path::Path> = [&out, &chain_out, &pkcs12]
+                .into_iter()
+                .flatten()
+                .map(PathBuf::as_path)
+                .collect();
+            let inputs: Vec<&std::path::Path> = source.csr.iter().map(PathBuf::as_path).collect();
+            hsmsign::output::check_distinct(&outputs, &inputs)?;
+            let reserve = |p: &Option<PathBuf>| {
+                p.as_deref()
+                    .map(|p| AtomicFile::create(p, force))
+                    .transpose()
+            };
+            let out_file = reserve(&out)?;
+            let chain_file = reserve(&chain_out)?;
+            let p12_file = pkcs12
+                .as_deref()
+                .map(|p| AtomicFile::create_secret(p, force))
+                .transpose()?;
             let generated = match &source.generate_key {
                 Some(_) => Some(super::bundle::GeneratedKey::new(
                     ctx,
@@ -273,28 +298,50 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                     ctx.operator(Some(&issuer_handle.holder())),
                 )?)
             })?;
-            // 3. Files, only after the record is committed.
+            // 3. Files, only after the record is committed: the key bundle first (it holds the
+            // only copy of a generated key), then the certificate and the chain. A failure here
+            // says what is already recorded and how to get the file again.
             let chain_ders: Vec<Vec<u8>> =
                 chain.iter().map(|c| c.certificate_der.clone()).collect();
-            if let Some(o) = &out {
-                hsmsign::output::write_new(
-                    o,
-                    pem_encode("CERTIFICATE", &issued.der).as_bytes(),
-                    force,
+            let recorded = format!(
+                "certificate {} was issued and recorded in the state directory (audit record {})",
+                issued.serial, issued.audit_seq
+            );
+            let again = format!(
+                "write it again with `hsmsign cert show --serial {} --out FILE`",
+                issued.serial
+            );
+            if let (Some(g), Some(file)) = (&generated, p12_file) {
+                let bytes = g.pkcs12(&issued.der, &chain_ders, subject.common_name())?;
+                super::after_record(
+                    super::write_reserved(file, &bytes),
+                    &recorded,
+                    "the generated key is only in this bundle: if it was kept under a temporary name, rename it; otherwise revoke the certificate and issue a new one",
+                )?;
+                ctx.warn(
+                    "Medium security: this instance key was made on the appliance and handed over in a PKCS#12 file. Prefer a CSR made on the instance; transfer the file securely and delete copies.",
+                );
+            }
+            if let Some(file) = out_file {
+                let pem = pem_encode("CERTIFICATE", &issued.der);
+                super::after_record(
+                    super::write_reserved(file, pem.as_bytes()),
+                    &recorded,
+                    &again,
                 )?;
             }
-            if let Some(o) = &chain_out {
+            if let Some(file) = chain_file {
                 let pem: String = chain_ders
                     .iter()
                     .map(|d| pem_encode("CERTIFICATE", d))
                     .collect();
-                hsmsign::output::write_new(o, pem.as_bytes(), force)?;
-            }
-            if let (Some(g), Some(p)) = (&generated, &pkcs12) {
-                g.write_pkcs12(p, force, &issued.der, &chain_ders, subject.common_name())?;
-                ctx.warn(
-                    "Medium security: this instance key was made on the appliance and handed over in a PKCS#12 file. Prefer a CSR made on the instance; transfer the file securely and delete copies.",
-                );
+                super::after_record(
+                    super::write_reserved(file, pem.as_bytes()),
+                    &recorded,
+                    &format!(
+                        "write it again with `hsmsign ca export --name {ca_name} --chain --out FILE`"
+                    ),
+                )?;
             }
             if let Some(n) = &issued.notice {
                 ctx.warn(n);
@@ -358,12 +405,22 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
             ctx.emit(text.trim_end(), json!({"certificates": docs}));
             Ok(())
         }
-        CertCmd::Show { serial } => {
+        CertCmd::Show { serial, out, force } => {
             let serial = parse_serial(&serial)?;
+            if let Some(o) = &out {
+                hsmsign::output::check_new(o, force)?;
+            }
             let store = ctx.require_store()?;
             let rec = store.certificate(&serial)?.ok_or_else(|| {
                 anyhow::anyhow!("no certificate with serial {serial} in the state directory; `hsmsign cert list` shows them")
             })?;
+            if let Some(o) = &out {
+                hsmsign::output::write_new(
+                    o,
+                    pem_encode("CERTIFICATE", &rec.der).as_bytes(),
+                    force,
+                )?;
+            }
             let text = format!(
                 "certificate {}\n  subject: {}\n  SANs:    {}\n  profile: {}\n  issuer:  CA {:?}\n  valid:   {} .. {}\n  SHA-256: {}\n  status:  {}\n{}",
                 rec.serial,
