@@ -123,7 +123,11 @@ fn with_key<T>(
     let uri = Pkcs11Uri::parse(key)?;
     let module = Module::load(&resolve_module(None, Some(&uri))?)?;
     let mut session = module.open(&uri)?;
-    let no_prompt = |_: &str| Err(PinError::BadSource("prompt".into()));
+    let no_prompt = |_: &str| {
+        Err(PinError::NoTerminal {
+            what: "the PIN".into(),
+        })
+    };
     session.login(
         &module,
         &PinSource::File(pin_file.to_path_buf()),

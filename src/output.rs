@@ -406,12 +406,15 @@ mod tests {
             );
         }
         assert_eq!(fs::read(&target).unwrap(), b"keep");
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert!(
-            std::os::unix::fs::FileTypeExt::is_char_device(
-                &fs::metadata("/dev/null").unwrap().file_type()
-            )
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
         );
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &fs::metadata("/dev/null").unwrap().file_type()
+        ));
     }
 
     #[test]

@@ -85,7 +85,9 @@ impl Ctx {
             let uri = PivUri::parse(key)?;
             let dev = PivDevice::open(&uri)?;
             let source = match &self.pin_source {
-                Some(s) => hsmsign::token::PinSource::parse(s).map_err(TokenError::from)?,
+                Some(s) => self.check_pin_source(
+                    hsmsign::token::PinSource::parse(s).map_err(TokenError::from)?,
+                )?,
                 None => hsmsign::token::PinSource::Prompt,
             };
             let pin = source

@@ -45,6 +45,10 @@ pub struct Cli {
     /// Accept a pin-value inside a key URI (it lands in shell history: avoid).
     #[arg(long, global = true)]
     pub allow_pin_value: bool,
+    /// Refuse (instead of warning about) a PIN file, state directory or database that users
+    /// other than its owner may read.
+    #[arg(long, global = true, env = "HSMSIGN_STRICT_PERMISSIONS")]
+    pub strict_permissions: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -113,6 +117,8 @@ pub struct Ctx {
     pub pin_source: Option<String>,
     /// `--allow-pin-value`.
     pub allow_pin_value: bool,
+    /// `--strict-permissions`.
+    pub strict_permissions: bool,
 }
 
 impl Ctx {
@@ -137,12 +143,40 @@ impl Ctx {
         eprintln!("warning: {text}");
     }
 
-    /// The state store, when `--state` / `HSMSIGN_STATE` is given.
+    /// The state store, when `--state` / `HSMSIGN_STATE` is given. A state directory or
+    /// database that others may read is warned about (refused with `--strict-permissions`).
     pub fn store(&self) -> Result<Option<Store>, Failure> {
-        match &self.state {
-            Some(dir) => Ok(Some(Store::open(dir)?)),
-            None => Ok(None),
+        let Some(dir) = &self.state else {
+            return Ok(None);
+        };
+        let store = Store::open(dir)?;
+        for (path, mode) in store.loose_permissions() {
+            let text = format!(
+                "{} has mode {mode:04o}: users other than its owner may read or change the CA state; run `chmod go-rwx {}`",
+                path.display(),
+                path.display()
+            );
+            if self.strict_permissions {
+                return Err(Failure::Failed(anyhow::anyhow!(
+                    "{text} (refused under --strict-permissions)"
+                )));
+            }
+            self.warn(text);
         }
+        Ok(Some(store))
+    }
+
+    /// Warn about (or, with `--strict-permissions`, refuse) a PIN file others may read.
+    pub fn check_pin_source(&self, source: PinSource) -> Result<PinSource, Failure> {
+        if let Some(loose) = source.loose_permissions() {
+            if self.strict_permissions {
+                return Err(Failure::Failed(TokenError::from(loose).into()));
+            }
+            self.warn(format!(
+                "{loose} (pass --strict-permissions to refuse such files)"
+            ));
+        }
+        Ok(source)
     }
 
     /// The state store, required.
@@ -176,17 +210,19 @@ impl Ctx {
         }
     }
 
-    /// Log in, and record a failed login in the audit log when there is a store.
+    /// Log in, and record a failed login in the audit log whenever there is a state directory:
+    /// `store` if the command has it open, else the one `--state` names (opened only then, so a
+    /// read-only command that logs in fine leaves the state alone).
     pub fn login_audited(
         &self,
         module: &Module,
         uri: &Pkcs11Uri,
         store: Option<&Store>,
     ) -> Result<TokenSession, Failure> {
-        match self.login(module, uri) {
+        match self.login_once(module, uri) {
             Ok(s) => Ok(s),
             Err(Failure::Failed(e)) => {
-                if let (Some(store), Some(te)) = (store, e.downcast_ref::<TokenError>())
+                if let Some(te) = e.downcast_ref::<TokenError>()
                     && matches!(
                         te,
                         TokenError::PinIncorrect { .. } | TokenError::PinLocked(_)
@@ -195,7 +231,18 @@ impl Ctx {
                     let entry = AuditEntry::new("login", self.operator(uri.token.as_deref()))
                         .param("token", uri.token_part().to_string())
                         .failed(te.to_string());
-                    if let Err(audit) = store.record(entry) {
+                    let recorded = match store {
+                        Some(store) => store.record(entry).map(|_| ()).map_err(|e| e.to_string()),
+                        None => match self.store() {
+                            Ok(Some(store)) => {
+                                store.record(entry).map(|_| ()).map_err(|e| e.to_string())
+                            }
+                            Ok(None) => Ok(()),
+                            Err(Failure::Failed(e)) => Err(e.to_string()),
+                            Err(Failure::Usage(e) | Failure::Verification(e)) => Err(e),
+                        },
+                    };
+                    if let Err(audit) = recorded {
                         self.warn(format!("the failed login could not be audited: {audit}"));
                     }
                 }
@@ -226,10 +273,10 @@ impl Ctx {
     /// `pin-value` (with `--allow-pin-value`), else the terminal.
     pub fn pin_source(&self, uri: &Pkcs11Uri) -> Result<PinSource, Failure> {
         if let Some(s) = &self.pin_source {
-            return Ok(PinSource::parse(s).map_err(TokenError::from)?);
+            return self.check_pin_source(PinSource::parse(s).map_err(TokenError::from)?);
         }
         if let Some(s) = &uri.pin_source {
-            return Ok(PinSource::parse(s).map_err(TokenError::from)?);
+            return self.check_pin_source(PinSource::parse(s).map_err(TokenError::from)?);
         }
         if let Some(v) = &uri.pin_value {
             return Ok(PinSource::Value(v.clone()));
@@ -237,8 +284,13 @@ impl Ctx {
         Ok(PinSource::Prompt)
     }
 
-    /// Open the token named by `uri` and log in once.
+    /// Open the token named by `uri` and log in once; a failed login is audited (see
+    /// [`Ctx::login_audited`]).
     pub fn login(&self, module: &Module, uri: &Pkcs11Uri) -> Result<TokenSession, Failure> {
+        self.login_audited(module, uri, None)
+    }
+
+    fn login_once(&self, module: &Module, uri: &Pkcs11Uri) -> Result<TokenSession, Failure> {
         let mut session = module.open(uri)?;
         let source = self.pin_source(uri)?;
         // Keep the PIN (wiped on drop) when a key is named: keys marked CKA_ALWAYS_AUTHENTICATE
@@ -247,6 +299,28 @@ impl Ctx {
         session.login(module, &source, &prompt, keep)?;
         Ok(session)
     }
+}
+
+/// Fill a reserved output file and move it into place.
+pub fn write_reserved(
+    mut file: hsmsign::output::AtomicFile,
+    data: &[u8],
+) -> Result<(), hsmsign::output::OutputError> {
+    use std::io::Write;
+    let path = file.path().to_path_buf();
+    file.write_all(data)
+        .map_err(|source| hsmsign::output::OutputError::Io { path, source })?;
+    file.commit()
+}
+
+/// A file written after its record was committed: on failure, say what is already recorded
+/// (the serial, the audit record) and how to get the file again, so nothing is silently lost.
+pub fn after_record(
+    result: Result<(), hsmsign::output::OutputError>,
+    recorded: &str,
+    again: &str,
+) -> Result<(), Failure> {
+    result.map_err(|e| Failure::Failed(anyhow::anyhow!("{e}\nNote: {recorded}; {again}.")))
 }
 
 /// Ask on the terminal without echo. Fails (never hangs) without a terminal.
@@ -260,7 +334,8 @@ pub fn prompt(what: &str) -> Result<SecretString, PinError> {
         return Err(PinError::NoTerminal { what: what.into() });
     }
     rpassword::prompt_password(format!("{what}: "))
-        .map(SecretString::from)
+        // Copied into the secret, and the String rpassword returned is wiped.
+        .map(|typed| SecretString::from(zeroize::Zeroizing::new(typed).as_str()))
         .map_err(|error| PinError::Read {
             source_name: "the terminal".into(),
             error,
@@ -269,8 +344,7 @@ pub fn prompt(what: &str) -> Result<SecretString, PinError> {
 
 /// Read one certificate from a PEM or DER file.
 pub fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read certificate file {}", path.display()))?;
+    let bytes = hsmsign::input::read(path, hsmsign::input::InputKind::Certificate)?;
     let der = match std::str::from_utf8(&bytes) {
         Ok(text) if text.contains("-----BEGIN") => {
             let start = text.find("-----BEGIN").unwrap_or(0);
@@ -300,6 +374,7 @@ pub fn run(cli: Cli) -> CmdResult {
         json: cli.json,
         pin_source: cli.pin_source,
         allow_pin_value: cli.allow_pin_value,
+        strict_permissions: cli.strict_permissions,
     };
     match cli.command {
         Command::Token(c) => token::run(&ctx, c),

@@ -56,7 +56,7 @@ fn management_key(ctx: &Ctx, args: &PivGenerateArgs) -> Result<ManagementKey, Fa
     match args.management_key_source.as_deref() {
         Some("protected") => Ok(ManagementKey::Protected),
         Some(src) => {
-            let source = PinSource::parse(src).map_err(TokenError::from)?;
+            let source = ctx.check_pin_source(PinSource::parse(src).map_err(TokenError::from)?)?;
             Ok(ManagementKey::Given(
                 source
                     .read("YubiKey management key (hex)", &prompt)

@@ -60,9 +60,10 @@ pub fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
                         .into(),
                 ));
             }
-            let so_source = PinSource::parse(&so_pin_source).map_err(TokenError::from)?;
+            let so_source =
+                ctx.check_pin_source(PinSource::parse(&so_pin_source).map_err(TokenError::from)?)?;
             let user_source = match &ctx.pin_source {
-                Some(s) => PinSource::parse(s).map_err(TokenError::from)?,
+                Some(s) => ctx.check_pin_source(PinSource::parse(s).map_err(TokenError::from)?)?,
                 None => PinSource::Prompt,
             };
             let module = ctx.module(None)?;

@@ -339,6 +339,25 @@ impl Store {
         &self.path
     }
 
+    /// The state directory and database files that users other than their owner may read or
+    /// write (hsmsign creates them 0700 / 0600), with their permission bits.
+    pub fn loose_permissions(&self) -> Vec<(PathBuf, u32)> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut paths = vec![parent_of(&self.path)];
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = self.path.clone().into_os_string();
+            name.push(suffix);
+            paths.push(PathBuf::from(name));
+        }
+        paths
+            .into_iter()
+            .filter_map(|p| {
+                let mode = fs::metadata(&p).ok()?.permissions().mode() & 0o7777;
+                (mode & 0o077 != 0).then_some((p, mode))
+            })
+            .collect()
+    }
+
     /// Apply `f`'s changes and append `entry` as their audit record, in one `BEGIN IMMEDIATE`
     /// transaction: both are written or neither. If `f` fails, nothing it did is kept and
     /// `entry` is logged as failed with the error's message (if even that cannot be written,
@@ -909,6 +928,13 @@ fn sql_error(
             context,
             source: e,
         },
+    }
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 

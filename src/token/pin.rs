@@ -3,8 +3,9 @@
 //! A secret is read once, held in a [`SecretString`] (wiped on drop, never printed by `Debug`),
 //! and handed to the FFI call. Nothing here retries.
 
-use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::input::{InputKind, read_secret, read_secret_stream};
 
 use secrecy::SecretString;
 use zeroize::Zeroizing;
@@ -12,11 +13,12 @@ use zeroize::Zeroizing;
 /// Errors of PIN sources.
 #[derive(Debug, thiserror::Error)]
 pub enum PinError {
-    /// The spelling of a source is not one we know.
+    /// The spelling of a source is not one we know. What was given is not repeated: it may be
+    /// the PIN itself, typed where its source was expected.
     #[error(
-        "unknown PIN source {0:?}: use prompt, env:VAR, file:PATH or fd:N (a PIN is never taken as a plain argument)"
+        "unknown PIN source (what was given is not shown, in case it is a PIN): use prompt, env:VAR, file:PATH or fd:N; a PIN is never taken as a plain argument"
     )]
-    BadSource(String),
+    BadSource,
     /// `env:VAR` names a variable that is not set.
     #[error(
         "PIN source env:{0}: the environment variable {0} is not set; export it or use another source"
@@ -30,6 +32,28 @@ pub enum PinError {
         /// The I/O error.
         error: std::io::Error,
     },
+    /// A PIN file is not a regular file or is too large.
+    #[error("PIN source file:{}: {error}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why it was not read.
+        error: crate::input::InputError,
+    },
+    /// A PIN file may be read by other users (refused under `--strict-permissions`).
+    #[error(
+        "PIN source file:{}: the file has mode {mode:04o}, so users other than its owner may read the PIN; run `chmod 600 {}`",
+        path.display(), path.display()
+    )]
+    LoosePermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The secret read is not UTF-8 text.
+    #[error("PIN source {0} does not hold UTF-8 text; put the PIN alone in it")]
+    NotText(String),
     /// The secret read is empty.
     #[error(
         "PIN source {0} gave an empty secret; put the PIN alone in it (a trailing newline is ignored)"
@@ -77,7 +101,7 @@ impl std::fmt::Debug for PinSource {
 impl PinSource {
     /// Parse `prompt`, `env:VAR`, `file:PATH` or `fd:N`.
     pub fn parse(s: &str) -> Result<Self, PinError> {
-        let bad = || PinError::BadSource(s.to_string());
+        let bad = || PinError::BadSource;
         if s == "prompt" {
             return Ok(Self::Prompt);
         }
@@ -104,6 +128,18 @@ impl PinSource {
         }
     }
 
+    /// For a `file:` source whose file may be read by group or others: the error that says so
+    /// (a warning, or a refusal under `--strict-permissions`).
+    pub fn loose_permissions(&self) -> Option<PinError> {
+        use std::os::unix::fs::PermissionsExt;
+        let Self::File(path) = self else { return None };
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
+        (mode & 0o077 != 0).then(|| PinError::LoosePermissions {
+            path: path.clone(),
+            mode,
+        })
+    }
+
     /// Read the secret. `what` says what it is for (used in the prompt and in errors).
     pub fn read(&self, what: &str, prompter: Prompter<'_>) -> Result<SecretString, PinError> {
         let name = self.describe();
@@ -111,28 +147,42 @@ impl PinSource {
             source_name: name.clone(),
             error,
         };
-        let raw: Zeroizing<String> = match self {
+        let bytes: Zeroizing<Vec<u8>> = match self {
             Self::Prompt => return prompter(what),
-            Self::Env(var) => {
-                Zeroizing::new(std::env::var(var).map_err(|_| PinError::EnvMissing(var.clone()))?)
-            }
+            Self::Env(var) => Zeroizing::new(
+                std::env::var(var)
+                    .map_err(|_| PinError::EnvMissing(var.clone()))?
+                    .into_bytes(),
+            ),
+            // A regular file only, at most 4 KiB: a FIFO or a device never hangs the ceremony.
             Self::File(path) => {
-                let mut buf = Zeroizing::new(String::new());
-                std::fs::File::open(path)
-                    .and_then(|mut f| f.read_to_string(&mut buf))
-                    .map_err(read_err)?;
-                buf
+                read_secret(path, InputKind::Secret).map_err(|error| PinError::File {
+                    path: path.clone(),
+                    error,
+                })?
             }
             Self::Fd(n) => {
-                // /dev/fd/N reopens the inherited descriptor without any unsafe code.
-                let mut buf = Zeroizing::new(String::new());
-                std::fs::File::open(format!("/dev/fd/{n}"))
-                    .and_then(|mut f| f.read_to_string(&mut buf))
-                    .map_err(read_err)?;
-                buf
+                // /dev/fd/N reopens the inherited descriptor without any unsafe code. A pipe is
+                // what fd: is for, so only the size is capped here.
+                let file = std::fs::File::open(format!("/dev/fd/{n}")).map_err(read_err)?;
+                read_secret_stream(file, InputKind::Secret, Path::new(&name)).map_err(
+                    |e| match e {
+                        crate::input::InputError::Io { source, .. } => read_err(source),
+                        other => PinError::Read {
+                            source_name: name.clone(),
+                            error: std::io::Error::other(other.to_string()),
+                        },
+                    },
+                )?
             }
-            Self::Value(v) => v.0.clone(),
+            Self::Value(v) => Zeroizing::new(v.0.as_bytes().to_vec()),
         };
+        let raw: Zeroizing<String> =
+            Zeroizing::new(String::from_utf8(bytes.to_vec()).map_err(|e| {
+                // The rejected bytes are a copy of the secret too.
+                zeroize::Zeroize::zeroize(&mut e.into_bytes());
+                PinError::NotText(name.clone())
+            })?);
         let trimmed = raw
             .strip_suffix("\r\n")
             .or_else(|| raw.strip_suffix('\n'))
@@ -192,5 +242,41 @@ mod tests {
     fn debug_never_shows_the_secret() {
         let s = PinSource::Value(crate::token::uri::PinValue(Zeroizing::new("9999".into())));
         assert!(!format!("{s:?}").contains("9999"));
+    }
+
+    #[test]
+    fn a_pin_typed_as_a_source_is_never_echoed() {
+        for typed in ["123456", "pass:123456", "fd:123456x", "123456:"] {
+            let e = PinSource::parse(typed).unwrap_err().to_string();
+            assert!(!e.contains("123456"), "{typed}: {e}");
+        }
+    }
+
+    #[test]
+    fn pin_files_must_be_regular_and_small_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pin.fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // Returns at once (no writer ever comes), naming the FIFO.
+        let e = PinSource::File(fifo).read("pin", &no_prompt).unwrap_err();
+        assert!(e.to_string().contains("FIFO"), "{e}");
+        let e = PinSource::File("/dev/zero".into())
+            .read("pin", &no_prompt)
+            .unwrap_err();
+        assert!(e.to_string().contains("character device"), "{e}");
+        let p = dir.path().join("pin");
+        std::fs::write(&p, "1234\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let loose = PinSource::File(p.clone()).loose_permissions().unwrap();
+        assert!(loose.to_string().contains("0644"), "{loose}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(PinSource::File(p).loose_permissions().is_none());
     }
 }

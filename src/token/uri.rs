@@ -85,8 +85,12 @@ impl Pkcs11Uri {
     /// Parse an URI; errors name the offending part.
     pub fn parse(input: &str) -> Result<Self, UriError> {
         let err = |part: &str, reason: &str| UriError {
-            input: redact(input),
-            part: redact(part),
+            input: redact_input(input),
+            part: if part == input {
+                redact_input(part)
+            } else {
+                redact(part)
+            },
             reason: reason.to_string(),
         };
         let rest = input
@@ -216,15 +220,44 @@ fn set<T>(slot: &mut Option<T>, value: T) -> Result<(), ()> {
     Ok(())
 }
 
-/// Never echo a PIN back in an error message.
-fn redact(s: &str) -> String {
-    match s.find("pin-value=") {
-        Some(i) => {
-            let end = s[i..].find('&').map(|e| i + e).unwrap_or(s.len());
-            format!("{}pin-value=***{}", &s[..i], &s[end..])
-        }
-        None => s.to_string(),
+/// [`redact`] for a whole input: one that is not an URI at all may be a PIN typed where a key
+/// was expected, so it is not shown.
+fn redact_input(s: &str) -> String {
+    if !s.starts_with("pkcs11:") && !s.contains('=') {
+        return "(not shown, in case it is a PIN)".into();
     }
+    redact(s)
+}
+
+/// Never echo a PIN back in an error message: the value of any attribute whose name, in any
+/// case or percent-encoding, mentions a PIN (`pin-value`, `PIN-VALUE`, `pin%2Dvalue`,
+/// `pin-source`: a mistyped `pin-source=123456` is a PIN too) is hidden, each time it occurs.
+fn redact(s: &str) -> String {
+    let (path, query) = match s.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (s, None),
+    };
+    let hide = |attr: &str| -> String {
+        let Some((name, _)) = attr.split_once('=') else {
+            return attr.to_string();
+        };
+        let plain = pct_decode(name)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_else(|| name.to_string())
+            .to_ascii_lowercase();
+        if !plain.contains("pin") {
+            attr.to_string()
+        } else {
+            format!("{name}=***")
+        }
+    };
+    let mut text = path.split(';').map(hide).collect::<Vec<_>>().join(";");
+    if let Some(q) = query {
+        text.push('?');
+        text.push_str(&q.split('&').map(hide).collect::<Vec<_>>().join("&"));
+    }
+    text
 }
 
 fn pct_decode(s: &str) -> Result<Vec<u8>, String> {
@@ -304,9 +337,14 @@ impl fmt::Display for Pkcs11Uri {
             query.push(q.replace("%2F", "/"));
         }
         if let Some(p) = &self.pin_source {
-            let mut q = String::from("pin-source=");
-            pct_encode(p.as_bytes(), &mut q);
-            query.push(q.replace("%2F", "/"));
+            // A pin-source that is not a source may be a PIN typed in the wrong place.
+            if super::pin::PinSource::parse(p).is_ok() {
+                let mut q = String::from("pin-source=");
+                pct_encode(p.as_bytes(), &mut q);
+                query.push(q.replace("%2F", "/"));
+            } else {
+                query.push("pin-source=***".into());
+            }
         }
         if !query.is_empty() {
             s.push('?');
@@ -366,5 +404,25 @@ mod tests {
         assert!(!u.to_string().contains("1234"));
         let e = Pkcs11Uri::parse("pkcs11:token=a?pin-value=1234&bogus=1").unwrap_err();
         assert!(!e.to_string().contains("1234"), "{e}");
+    }
+
+    #[test]
+    fn no_pin_is_ever_echoed_in_errors() {
+        for input in [
+            "pkcs11:token=a?pin-value=1234&pin-value=5678",
+            "pkcs11:token=a?PIN-VALUE=5678",
+            "pkcs11:token=a?pin%2Dvalue=5678",
+            "pkcs11:token=a;pin-value=5678",
+            "pkcs11:token=a;Pin-Value=5678",
+            "pkcs11:token=a?pin-source=5678&bogus=1",
+            "pkcs11:token=a?pin-value=5678&module-path=/x%zz",
+            "5678",
+        ] {
+            let e = Pkcs11Uri::parse(input).unwrap_err().to_string();
+            assert!(!e.contains("5678"), "{input}: {e}");
+        }
+        // What is not secret still names the problem.
+        let e = Pkcs11Uri::parse("pkcs11:token=a?module-path=/x%zz").unwrap_err();
+        assert!(e.to_string().contains("/x%zz"), "{e}");
     }
 }
