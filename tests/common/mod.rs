@@ -33,6 +33,12 @@ impl Hsm {
         std::fs::write(dir.path().join("pin"), format!("{USER_PIN}\n")).expect("pin");
         std::fs::write(dir.path().join("so-pin"), SO_PIN).expect("so pin");
         std::fs::write(dir.path().join("wrong-pin"), "000000").expect("wrong pin");
+        // PIN files as an officer keeps them: readable by their owner only.
+        for f in ["pin", "so-pin", "wrong-pin"] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(0o600))
+                .expect("pin file mode");
+        }
         Hsm { dir, conf }
     }
 
