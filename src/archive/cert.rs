@@ -126,6 +126,20 @@ impl Cert {
         }
     }
 
+    /// The end of the validity period.
+    pub fn not_after(&self) -> SystemTime {
+        self.cert
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_system_time()
+    }
+
+    /// The end of the validity period, as printed.
+    pub fn not_after_text(&self) -> String {
+        self.cert.tbs_certificate().validity().not_after.to_string()
+    }
+
     /// A sentence if the certificate is outside its validity period at `now`.
     pub fn validity_problem(&self, now: SystemTime) -> Option<String> {
         let v = self.cert.tbs_certificate().validity();
@@ -177,12 +191,56 @@ pub fn load_trusted(path: &Path) -> Result<Vec<Vec<u8>>, ArchiveError> {
     }
 }
 
-/// Most files read from a trusted-certificates directory.
-pub const MAX_TRUSTED_FILES: usize = 10_000;
+/// Read a trusted-x509-keys directory (or a PEM file) file by file, as a node does: a file
+/// whose content is not exactly one PEM certificate is kept as an unreadable entry (each JS7
+/// version treats those its own way), while a file hsmsign cannot safely read at all (a FIFO,
+/// a device, an oversized file) is an error. A PEM file gives one entry per certificate.
+pub fn read_trusted_source(path: &Path) -> Result<super::TrustedSource, ArchiveError> {
+    use super::TrustedEntry;
+    if !path.is_dir() {
+        let certs = load_trusted_pem_file(path)?;
+        let n = certs.len();
+        return Ok(super::TrustedSource {
+            entries: certs
+                .into_iter()
+                .enumerate()
+                .map(|(i, der)| TrustedEntry {
+                    name: if n == 1 {
+                        path.display().to_string()
+                    } else {
+                        format!("{} (certificate {})", path.display(), i + 1)
+                    },
+                    cert: Ok(der),
+                })
+                .collect(),
+        });
+    }
+    let mut entries = Vec::new();
+    for p in trusted_dir_files(path)? {
+        let name = p.display().to_string();
+        let cert = match read_pem_certs(&p) {
+            Ok(mut certs) if certs.len() == 1 => Ok(certs.remove(0)),
+            Ok(certs) => Err(format!(
+                "holds {} certificates; JS7 reads exactly one certificate per file",
+                certs.len()
+            )),
+            Err(ArchiveError::TrustedFile { reason, .. }) => Err(reason),
+            Err(ArchiveError::Certificate { reason, .. }) => Err(reason),
+            Err(other) => return Err(other),
+        };
+        entries.push(TrustedEntry { name, cert });
+    }
+    if entries.is_empty() {
+        return Err(ArchiveError::TrustedFile {
+            path: path.to_path_buf(),
+            reason: "holds no certificate files; put the trusted PEM certificates in it".into(),
+        });
+    }
+    Ok(super::TrustedSource { entries })
+}
 
-/// Load a `trusted-x509-keys` directory: every file not starting with `.` must hold exactly
-/// one PEM certificate. Files are taken in name order.
-pub fn load_trusted_dir(dir: &Path) -> Result<Vec<Vec<u8>>, ArchiveError> {
+/// The files of a trusted directory that JS7 reads (not starting with `.`), in name order.
+fn trusted_dir_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, ArchiveError> {
     let io_err = |source| ArchiveError::Io {
         path: dir.to_path_buf(),
         source,
@@ -207,6 +265,16 @@ pub fn load_trusted_dir(dir: &Path) -> Result<Vec<Vec<u8>>, ArchiveError> {
         paths.push(item.path());
     }
     paths.sort();
+    Ok(paths)
+}
+
+/// Most files read from a trusted-certificates directory.
+pub const MAX_TRUSTED_FILES: usize = 10_000;
+
+/// Load a `trusted-x509-keys` directory: every file not starting with `.` must hold exactly
+/// one PEM certificate. Files are taken in name order.
+pub fn load_trusted_dir(dir: &Path) -> Result<Vec<Vec<u8>>, ArchiveError> {
+    let paths = trusted_dir_files(dir)?;
     let mut out = Vec::new();
     for p in &paths {
         let mut certs = read_pem_certs(p)?;

@@ -18,6 +18,7 @@
 //! signer certificate) and only then asks the key for its first signature.
 
 mod cert;
+pub mod js7;
 mod read;
 mod sign;
 mod verify;
@@ -34,9 +35,12 @@ use std::path::PathBuf;
 use crate::output::OutputError;
 use crate::signer::{SignError, SignatureAlgorithm};
 
-pub use cert::{load_trusted, load_trusted_dir, load_trusted_pem_file};
+pub use cert::{load_trusted, load_trusted_dir, load_trusted_pem_file, read_trusted_source};
 pub use sign::{BeforeCommit, SignOptions, SignSummary, sign_archive, sign_archive_recorded};
-pub use verify::{ObjectCheck, ObjectOutcome, VerifyReport, verify_archive};
+pub use verify::{
+    ArchiveContents, ObjectCheck, ObjectOutcome, TrustedEntry, TrustedSource, VerifyOptions,
+    VerifyReport, judge, read_signed_archive, signature_object, verify_archive,
+};
 
 /// Extension of JS7 workflow objects (signed).
 pub const WORKFLOW_SUFFIX: &str = ".workflow.json";
@@ -143,6 +147,23 @@ pub enum ArchiveError {
     RecordedNotWritten {
         /// The cause.
         source: crate::output::OutputError,
+    },
+    /// Entries JOC Cockpit's import would skip or refuse (strict signing).
+    #[error(
+        "the archive holds what JOC Cockpit's import would skip or refuse, so it is not signed (--strict):\n  {}\nFix the export (or sign without --strict to be warned only)",
+        findings.join("\n  ")
+    )]
+    Lint {
+        /// The findings, one per entry.
+        findings: Vec<String>,
+    },
+    /// A JS7 version (or a setting for it) that hsmsign cannot model.
+    #[error("JS7 version {given}: {reason}")]
+    Js7Version {
+        /// What was given.
+        given: String,
+        /// Why it is refused.
+        reason: String,
     },
     /// An input file is not a regular file, or is larger than its cap.
     #[error(transparent)]

@@ -30,6 +30,9 @@ pub struct SignOptions {
     pub replace_signatures: bool,
     /// Bounds on the input archive.
     pub limits: Limits,
+    /// Refuse (instead of warning about) entries JOC Cockpit's import would skip or refuse
+    /// (see [`super::js7::lint_entry`]).
+    pub strict: bool,
 }
 
 /// What [`sign_archive`] did.
@@ -127,10 +130,22 @@ pub fn sign_archive_recorded(
 ) -> Result<SignSummary, ArchiveError> {
     // 1. The archive: list it with every hostile-input check, and check its signatures.
     let mut names: Vec<(String, bool)> = Vec::new();
-    let format = read_archive(input, &options.limits, &mut |e: &Entry, _| {
+    let mut lint = Vec::new();
+    let mut meta_inf = None;
+    let format = read_archive(input, &options.limits, &mut |e: &Entry, data| {
         names.push((e.name.clone(), e.is_dir));
+        if !e.is_dir {
+            if e.name == "meta_inf" {
+                meta_inf = Some(data.to_vec());
+            }
+            lint.extend(super::js7::lint_entry(&e.name, data));
+        }
         Ok(())
     })?;
+    lint.splice(0..0, super::js7::lint_meta_inf(meta_inf.as_deref()));
+    if options.strict && !lint.is_empty() {
+        return Err(ArchiveError::Lint { findings: lint });
+    }
     let objects: HashSet<&str> = names
         .iter()
         .filter(|(n, dir)| !dir && is_signed_object(n))
@@ -138,7 +153,7 @@ pub fn sign_archive_recorded(
         .collect();
     let mut replaced = 0;
     for (name, dir) in &names {
-        let Some(base) = name.strip_suffix(SIG_SUFFIX).filter(|_| !dir) else {
+        let Some(base) = super::signature_object(name).filter(|_| !dir) else {
             continue;
         };
         if objects.contains(base) {
@@ -193,7 +208,10 @@ pub fn sign_archive_recorded(
 
     // 4. The signer certificate.
     let cert = Cert::parse(signer_cert_der, "of the signer")?;
-    let warnings = check_signer_cert(&cert, key)?;
+    let mut warnings = check_signer_cert(&cert, key)?;
+    warnings.extend(lint.into_iter().map(|l| {
+        format!("JOC Cockpit would skip or refuse: {l} (--strict refuses to sign such an archive)")
+    }));
 
     let input_sha256 = sha256_file(input)?;
 
@@ -250,7 +268,7 @@ pub fn sign_archive_recorded(
         }
         index += 1;
         if !e.is_dir
-            && let Some(base) = e.name.strip_suffix(SIG_SUFFIX)
+            && let Some(base) = super::signature_object(&e.name)
             && objects.contains(base)
         {
             // An old signature (only reachable with replace_signatures): dropped.

@@ -293,3 +293,74 @@ impl Pki {
         }
     }
 }
+
+/// A certificate for the key in `key_file` valid exactly from `start` to `end`
+/// (`YYMMDDHHMMSSZ`), issued by `ca` (file stem), or self-signed when `ca` is `None`: made with
+/// `openssl ca`, which takes explicit dates (so expired certificates can be tested).
+#[allow(clippy::too_many_arguments)] // a test helper mirroring openssl's own options
+pub fn dated(
+    dir: &Path,
+    key_file: &str,
+    cn: &str,
+    ext: &str,
+    ca: Option<&str>,
+    start: &str,
+    end: &str,
+    out: &str,
+) -> Vec<u8> {
+    let db = dir.join(format!("{out}.db"));
+    std::fs::create_dir_all(&db).unwrap();
+    std::fs::write(db.join("index.txt"), b"").unwrap();
+    std::fs::write(db.join("serial"), b"1000\n").unwrap();
+    let cnf = format!(
+        "[ca]\ndefault_ca = c\n[c]\ndatabase = {d}/index.txt\nnew_certs_dir = {d}\nserial = {d}/serial\n\
+         default_md = sha256\npolicy = p\nunique_subject = no\n[p]\ncommonName = supplied\n",
+        d = db.display()
+    );
+    std::fs::write(dir.join(format!("{out}.ca.cnf")), cnf).unwrap();
+    std::fs::write(dir.join(format!("{out}.ext")), ext).unwrap();
+    let csr = format!("{out}.csr");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            key_file,
+            "-subj",
+            &format!("/CN={cn}"),
+            "-out",
+            &csr,
+        ],
+    );
+    let cnf_file = format!("{out}.ca.cnf");
+    let ext_file = format!("{out}.ext");
+    let mut args = vec![
+        "ca",
+        "-batch",
+        "-notext",
+        "-config",
+        &cnf_file,
+        "-in",
+        &csr,
+        "-out",
+        out,
+        "-startdate",
+        start,
+        "-enddate",
+        end,
+        "-extfile",
+        &ext_file,
+    ];
+    let (cert, key);
+    match ca {
+        Some(ca) => {
+            cert = format!("{ca}.pem");
+            key = format!("{ca}.key");
+            args.extend(["-cert", &cert, "-keyfile", &key]);
+        }
+        None => args.extend(["-selfsign", "-keyfile", key_file]),
+    }
+    openssl(dir, &args);
+    pem_to_der(dir, out)
+}

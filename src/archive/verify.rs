@@ -1,13 +1,19 @@
 //! Verifying a signed deployment archive the way a JS7 Controller or Agent does.
 //!
-//! The rules (JS7 format notes, section 2): the signer certificate is either self-issued, and
-//! then a trusted certificate with the same subject DN supplies the key, or it is signed
-//! directly by a trusted certificate (no chain building). JS7 treats a trusted certificate as
-//! a CA when it has a BasicConstraints extension at all, even with cA=false; this check follows
-//! that. Key usage and validity dates are not checked by JS7 by default; `strict` adds them,
-//! and requires the issuer to really be a CA.
+//! The rules (JS7 format notes, sections 2 and 6): JOC Cockpit sends either only the signer's
+//! DN (the uploading account's profile certificate is self-issued: a trusted certificate with
+//! that subject DN supplies the key) or the whole certificate (it is CA-issued: it must be
+//! signed directly by a trusted certificate that has a BasicConstraints extension, even
+//! cA=false; no chain building). Which certificates a node trusts, and whether it checks
+//! expiry, depends on its version and settings ([`NodePolicy`]). Key usage and validity dates
+//! beyond that are not checked by JS7; `strict` adds them, and requires the issuer to really be
+//! a CA.
+//!
+//! The archive is read once ([`read_signed_archive`]) and judged per node ([`judge`]), so a
+//! fleet of Controllers and Agents with different trusted directories and versions costs one
+//! pass over the archive.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -15,12 +21,16 @@ use base64::Engine;
 use sha2::Digest;
 
 use super::cert::Cert;
+use super::js7::{NodePolicy, lint_entry, lint_meta_inf};
 use super::read::{Entry, read_archive};
-use super::{ArchiveError, ArchiveFormat, JS7_ALGORITHMS, Limits, SIG_SUFFIX, is_signed_object};
+use super::{ArchiveError, ArchiveFormat, Limits, SIG_SUFFIX, is_signed_object};
 use crate::signer::{HashAlgorithm, PublicKey, SignatureAlgorithm};
 
 /// Largest `.sig` entry read (an RSA-16384 signature in Base64 is under 3 KiB).
 const MAX_SIG_LEN: usize = 16 << 10;
+
+/// The other name JOC accepts for a signature entry: the object's name plus `.pem`.
+pub const PEM_SIG_SUFFIX: &str = ".pem";
 
 /// Base64 as Java's MIME decoder takes it: line breaks allowed, padding optional.
 const MIME_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
@@ -28,6 +38,10 @@ const MIME_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpo
     base64::engine::GeneralPurposeConfig::new()
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
+
+/// Every algorithm a JS7 node verifies with: any Java `Signature` name works there (there is
+/// no list), so SHA-384 is tried too.
+const VERIFY_ALGORITHMS: [SignatureAlgorithm; 6] = SignatureAlgorithm::ALL;
 
 /// The verdict on one object that JS7 requires to be signed.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -59,34 +73,49 @@ pub struct ObjectCheck {
     pub outcome: ObjectOutcome,
 }
 
-/// The answer of [`verify_archive`].
+/// The answer of [`verify_archive`] / [`judge`] for one node.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct VerifyReport {
     /// The archive's format.
     pub format: ArchiveFormat,
+    /// The node's version and expiry rule.
+    pub policy: NodePolicy,
     /// Subject DN of the signer certificate, if one was given.
     pub signer: Option<String>,
+    /// What JOC Cockpit sends for this profile certificate, if one was given.
+    pub path: Option<String>,
     /// Subject DN of the trusted certificate that vouches for the signer, if a signer was given.
     pub trusted_by: Option<String>,
+    /// The one algorithm every signature verified with: the name to select in JOC's import.
+    pub algorithm: Option<String>,
     /// Every signed object, in archive order.
     pub objects: Vec<ObjectCheck>,
     /// `.sig` entries with no object next to them.
     pub orphan_signatures: Vec<String>,
+    /// Findings about the archive as a whole that make the node (or JOC) refuse it.
+    pub archive_problems: Vec<String>,
     /// Certificate findings that fail strict mode (empty without `strict`).
     pub certificate_problems: Vec<String>,
+    /// Entries JOC Cockpit's import would skip or refuse (`archive lint`); they fail strict
+    /// mode.
+    pub lint: Vec<String>,
+    /// Whether strict mode judged.
+    pub strict: bool,
     /// Findings JS7 tolerates by default, worth knowing.
     pub notes: Vec<String>,
 }
 
 impl VerifyReport {
-    /// True if every object is signed and verifies, no signature is orphaned, and (in
-    /// strict mode) no certificate problem was found.
+    /// True if every object is signed and verifies with one algorithm, no signature is
+    /// orphaned, and (in strict mode) no certificate problem was found.
     pub fn accepted(&self) -> bool {
         self.objects
             .iter()
             .all(|o| matches!(o.outcome, ObjectOutcome::Ok { .. }))
             && self.orphan_signatures.is_empty()
+            && self.archive_problems.is_empty()
             && self.certificate_problems.is_empty()
+            && (!self.strict || self.lint.is_empty())
     }
 
     /// The objects whose verdict is not OK.
@@ -97,14 +126,141 @@ impl VerifyReport {
     }
 }
 
-/// Check `input` as a JS7 Controller or Agent would, with the trusted certificates `trusted`
-/// (DER) and the signer certificate `signer_cert` (DER) that JOC Cockpit sends along. Without
-/// a signer certificate each trusted certificate's own key is tried. `strict` adds validity
-/// dates, keyUsage digitalSignature on the signer, and a real CA as issuer.
-///
-/// An error means the question could not be answered (unreadable or hostile archive,
-/// unusable certificates, a signer no trusted certificate vouches for); per-object failures
-/// are in the report.
+/// How a node is to be judged.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VerifyOptions {
+    /// Also check what JS7 leaves out (validity dates, keyUsage, a real CA, unreadable trusted
+    /// files, what JOC would skip).
+    pub strict: bool,
+    /// The node's version and expiry setting.
+    pub policy: NodePolicy,
+}
+
+/// One file of a trusted-x509-keys directory (or one certificate of a PEM file), as read.
+#[derive(Clone, Debug)]
+pub struct TrustedEntry {
+    /// The file (and, for a PEM bundle, the certificate's position).
+    pub name: String,
+    /// The certificate (DER), or why a node cannot read it.
+    pub cert: Result<Vec<u8>, String>,
+}
+
+/// What a node trusts, file by file, so each version can treat unreadable files its way.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedSource {
+    /// The entries, in name order.
+    pub entries: Vec<TrustedEntry>,
+}
+
+impl TrustedSource {
+    /// Certificates given directly (DER), all readable.
+    pub fn from_ders(ders: &[Vec<u8>]) -> Self {
+        Self {
+            entries: ders
+                .iter()
+                .enumerate()
+                .map(|(i, d)| TrustedEntry {
+                    name: format!("trusted #{}", i + 1),
+                    cert: Ok(d.clone()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One signed object as read: its name and its SHA-256/384/512 digests.
+#[derive(Clone, Debug)]
+struct ObjectDigests {
+    name: String,
+    d256: Vec<u8>,
+    d384: Vec<u8>,
+    d512: Vec<u8>,
+}
+
+/// A signature entry: its name and its decoded bytes (or why they cannot be decoded).
+type SignatureEntry = (String, Result<Vec<u8>, String>);
+
+/// A key that may verify the objects, with the subject DN of its certificate.
+type NamedKey = (String, PublicKey);
+
+/// Everything a verdict needs from the archive, read in one pass.
+#[derive(Clone, Debug)]
+pub struct ArchiveContents {
+    format: ArchiveFormat,
+    objects: Vec<ObjectDigests>,
+    /// Signature entries by the object they belong to: (entry name, decoded signature).
+    signatures: BTreeMap<String, Vec<SignatureEntry>>,
+    orphans: Vec<String>,
+    lint: Vec<String>,
+}
+
+impl ArchiveContents {
+    /// What JOC Cockpit's import would skip or refuse.
+    pub fn lint(&self) -> &[String] {
+        &self.lint
+    }
+}
+
+/// The object a signature entry belongs to: `X.sig`, or `X.pem` where X is a signed object.
+pub fn signature_object(entry: &str) -> Option<&str> {
+    entry.strip_suffix(SIG_SUFFIX).or_else(|| {
+        entry
+            .strip_suffix(PEM_SIG_SUFFIX)
+            .filter(|b| is_signed_object(b))
+    })
+}
+
+/// Read a signed archive once: object digests, signatures, orphans, and what JOC would skip.
+pub fn read_signed_archive(input: &Path, limits: &Limits) -> Result<ArchiveContents, ArchiveError> {
+    let mut objects = Vec::new();
+    let mut sig_entries: Vec<SignatureEntry> = Vec::new();
+    let mut lint = Vec::new();
+    let mut meta_inf: Option<Vec<u8>> = None;
+    let format = read_archive(input, limits, &mut |e: &Entry, data: &[u8]| {
+        if e.is_dir {
+            return Ok(());
+        }
+        if e.name == "meta_inf" {
+            meta_inf = Some(data.to_vec());
+        } else if signature_object(&e.name).is_some() {
+            sig_entries.push((e.name.clone(), decode_sig(data)));
+            return Ok(());
+        }
+        if is_signed_object(&e.name) {
+            objects.push(ObjectDigests {
+                name: e.name.clone(),
+                d256: HashAlgorithm::Sha256.digest(data),
+                d384: sha2::Sha384::digest(data).to_vec(),
+                d512: sha2::Sha512::digest(data).to_vec(),
+            });
+        }
+        lint.extend(lint_entry(&e.name, data));
+        Ok(())
+    })?;
+    lint.splice(0..0, lint_meta_inf(meta_inf.as_deref()));
+    let names: HashSet<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+    let mut signatures: BTreeMap<String, Vec<_>> = BTreeMap::new();
+    let mut orphans = Vec::new();
+    for (entry, sig) in sig_entries {
+        match signature_object(&entry).filter(|b| names.contains(b)) {
+            Some(base) => signatures
+                .entry(base.to_string())
+                .or_default()
+                .push((entry, sig)),
+            None => orphans.push(entry),
+        }
+    }
+    Ok(ArchiveContents {
+        format,
+        objects,
+        signatures,
+        orphans,
+        lint,
+    })
+}
+
+/// Check `input` as a JS7 Controller or Agent of the newest version, with default settings,
+/// would: see [`judge`].
 pub fn verify_archive(
     input: &Path,
     trusted: &[Vec<u8>],
@@ -112,36 +268,167 @@ pub fn verify_archive(
     strict: bool,
     limits: &Limits,
 ) -> Result<VerifyReport, ArchiveError> {
-    let trusted: Vec<Cert> = trusted
-        .iter()
-        .enumerate()
-        .map(|(i, der)| Cert::parse(der, &format!("trusted #{}", i + 1)))
-        .collect::<Result<_, _>>()?;
-    if trusted.is_empty() {
+    let contents = read_signed_archive(input, limits)?;
+    judge(
+        &contents,
+        &TrustedSource::from_ders(trusted),
+        signer_cert,
+        &VerifyOptions {
+            strict,
+            policy: NodePolicy::default(),
+        },
+    )
+}
+
+/// The trusted certificates a node of `policy` actually uses, with notes on the rest; or the
+/// reason X.509 verification is off on that node altogether (before 2.5.9).
+struct NodeTrust {
+    certs: Vec<Cert>,
+    notes: Vec<String>,
+    unreadable: Vec<String>,
+    disabled: Option<String>,
+}
+
+fn node_trust(trusted: &TrustedSource, policy: &NodePolicy, now: SystemTime) -> NodeTrust {
+    let v = policy.version;
+    let mut t = NodeTrust {
+        certs: Vec::new(),
+        notes: Vec::new(),
+        unreadable: Vec::new(),
+        disabled: None,
+    };
+    let unusable = |t: &mut NodeTrust, name: &str, reason: String| {
+        if v.skips_bad_trusted_files() {
+            t.notes
+                .push(format!("trusted {name}: {reason}; JS7 {v} skips this file"));
+        } else if t.disabled.is_none() {
+            t.disabled = Some(format!(
+                "trusted {name}: {reason}; before 2.5.9 one unreadable or expired file in the trusted directory disables X.509 signature verification on the node (JS7 {v}): fix or remove the file"
+            ));
+        }
+    };
+    for e in &trusted.entries {
+        let parsed = match &e.cert {
+            Ok(der) => Cert::parse(der, &e.name).map_err(|x| x.to_string()),
+            Err(reason) => Err(reason.clone()),
+        };
+        match parsed {
+            Err(reason) => {
+                t.unreadable.push(format!("trusted {}: {reason}", e.name));
+                unusable(&mut t, &e.name, reason);
+            }
+            Ok(c) => match c.validity_problem(now).filter(|_| policy.checks_expiry()) {
+                Some(p) => unusable(&mut t, &e.name, p),
+                None => t.certs.push(c),
+            },
+        }
+    }
+    if v.skips_bad_trusted_files() {
+        // Of several certificates with one subject DN, only the one valid longest stays.
+        let mut kept: Vec<Cert> = Vec::new();
+        for c in std::mem::take(&mut t.certs) {
+            match kept.iter_mut().find(|k| k.same_subject(&c)) {
+                Some(k) => {
+                    let dropped = if c.not_after() > k.not_after() {
+                        std::mem::replace(k, c)
+                    } else {
+                        c
+                    };
+                    t.notes.push(format!(
+                        "trusted certificates share the subject DN {}: JS7 {v} keeps only the one valid longest (until {}), not the one until {}",
+                        k.subject,
+                        k.not_after_text(),
+                        dropped.not_after_text()
+                    ));
+                }
+                None => kept.push(c),
+            }
+        }
+        t.certs = kept;
+    }
+    t
+}
+
+/// Judge the archive's signatures as one node would: its trusted certificates (`trusted`), the
+/// signer certificate JOC Cockpit sends along (`signer_cert`, DER), its version and settings.
+/// Without a signer certificate each trusted certificate's own key is tried (as for
+/// self-issued profile certificates).
+///
+/// An error means the question could not be answered (unusable certificates, a signer no
+/// trusted certificate vouches for); per-object failures are in the report.
+pub fn judge(
+    contents: &ArchiveContents,
+    trusted: &TrustedSource,
+    signer_cert: Option<&[u8]>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, ArchiveError> {
+    if trusted.entries.is_empty() {
         return Err(ArchiveError::Certificate {
             which: "list of trusted certificates".into(),
             reason: "is empty; give the trusted-x509-keys directory or a PEM file of trusted certificates".into(),
         });
     }
+    let policy = options.policy;
+    let strict = options.strict;
     let now = SystemTime::now();
+    let trust = node_trust(trusted, &policy, now);
     // Certificate findings fail strict mode and are only notes otherwise.
-    let mut findings = Vec::new();
-    let mut notes = Vec::new();
+    let mut findings = trust.unreadable.clone();
+    let mut notes = trust.notes;
+    let mut archive_problems = Vec::new();
+    if trust.certs.is_empty() && trust.disabled.is_none() {
+        return Err(ArchiveError::Certificate {
+            which: "list of trusted certificates".into(),
+            reason: format!(
+                "holds no certificate a node of {} can use ({}); put a readable, valid certificate of the signer's issuer into trusted-x509-keys",
+                policy.describe(),
+                notes.join("; ")
+            ),
+        });
+    }
 
-    let mut keys: Vec<(String, PublicKey)> = Vec::new();
+    let mut keys: Vec<NamedKey> = Vec::new();
     let mut signer_subject = None;
     let mut trusted_by = None;
+    let mut path = None;
+    // A reason that fails every object on this node (expired signer, verification disabled).
+    let mut fails_all = trust.disabled.clone();
     match signer_cert {
         Some(der) => {
             let signer = Cert::parse(der, "of the signer")?;
-            let (anchor, key) = trust_signer(&signer, &trusted, strict)?;
+            path = Some(if signer.self_issued() {
+                format!(
+                    "the profile certificate is self-issued: JOC Cockpit sends only its DN ({}) and the node verifies with a trusted certificate of that DN",
+                    signer.subject
+                )
+            } else {
+                format!(
+                    "the profile certificate is CA-issued: JOC Cockpit sends it whole and the node needs its direct issuer ({}) in trusted-x509-keys",
+                    signer.issuer
+                )
+            });
             signer_subject = Some(signer.subject.clone());
-            trusted_by = Some(anchor.subject.clone());
-            keys.push(key);
+            // A node with verification switched off rejects everything whoever signed.
+            let anchor = match &trust.disabled {
+                Some(_) => None,
+                None => {
+                    let (anchor, signer_keys) = trust_signer(&signer, &trust.certs, strict)?;
+                    trusted_by = Some(anchor.subject.clone());
+                    keys = signer_keys;
+                    Some(anchor)
+                }
+            };
             if let Some(p) = signer.validity_problem(now) {
-                findings.push(format!("signer {p}"));
+                if policy.checks_expiry() && !signer.self_issued() {
+                    fails_all.get_or_insert(format!(
+                        "signer {p}; {} checks the signer certificate with each object (JS-2219)",
+                        policy.describe()
+                    ));
+                } else {
+                    findings.push(format!("signer {p}"));
+                }
             }
-            if let Some(p) = anchor.validity_problem(now) {
+            if let Some(p) = anchor.and_then(|a| a.validity_problem(now)) {
                 findings.push(format!("trusted {p}"));
             }
             if signer.digital_signature_allowed() == Some(false) {
@@ -152,7 +439,7 @@ pub fn verify_archive(
             }
         }
         None => {
-            for t in &trusted {
+            for t in &trust.certs {
                 match t.public_key() {
                     Ok(k) => keys.push((t.subject.clone(), k)),
                     Err(e) => notes.push(format!(
@@ -164,68 +451,75 @@ pub fn verify_archive(
         }
     }
 
-    // Stream the archive once: digests of the objects, the signature texts.
-    let mut digests: Vec<(String, Vec<u8>, Vec<u8>)> = Vec::new();
-    let mut sigs: HashMap<String, Result<Vec<u8>, String>> = HashMap::new();
-    let mut sig_order: Vec<String> = Vec::new();
-    let format = read_archive(input, limits, &mut |e: &Entry, data: &[u8]| {
-        if e.is_dir {
-            return Ok(());
-        }
-        if is_signed_object(&e.name) {
-            digests.push((
-                e.name.clone(),
-                HashAlgorithm::Sha256.digest(data),
-                sha2::Sha512::digest(data).to_vec(),
-            ));
-        } else if e.name.ends_with(SIG_SUFFIX) {
-            sigs.insert(e.name.clone(), decode_sig(data));
-            sig_order.push(e.name.clone());
-        }
-        Ok(())
-    })?;
-
     let mut used_keys = Vec::new();
+    let mut algorithms: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     let mut objects = Vec::new();
-    for (name, d256, d512) in &digests {
-        let sig_entry = format!("{name}{SIG_SUFFIX}");
-        let (signature, outcome) = match sigs.get(&sig_entry) {
-            None => (None, ObjectOutcome::Unsigned),
-            Some(Err(reason)) => (
-                Some(sig_entry.clone()),
+    for o in &contents.objects {
+        let sigs = contents.signatures.get(&o.name);
+        let (signature, outcome) = match sigs.map(Vec::as_slice) {
+            None | Some([]) => (None, ObjectOutcome::Unsigned),
+            Some([(entry, _), (other, _), ..]) => (
+                Some(entry.clone()),
                 ObjectOutcome::Bad {
-                    reason: format!("{sig_entry}: {reason}"),
+                    reason: format!(
+                        "two signature entries ({entry} and {other}): JOC Cockpit reads one; remove the other"
+                    ),
                 },
             ),
-            Some(Ok(sig)) => {
-                let outcome = check_signature(&keys, sig, d256, d512, &sig_entry);
-                if let ObjectOutcome::Ok { key, .. } = &outcome
-                    && !used_keys.contains(key)
-                {
-                    used_keys.push(key.clone());
+            Some([(entry, Err(reason))]) => (
+                Some(entry.clone()),
+                ObjectOutcome::Bad {
+                    reason: format!("{entry}: {reason}"),
+                },
+            ),
+            Some([(entry, Ok(sig))]) => {
+                let outcome = match &fails_all {
+                    Some(reason) => ObjectOutcome::Bad {
+                        reason: reason.clone(),
+                    },
+                    None => check_signature(&keys, sig, o, entry),
+                };
+                if let ObjectOutcome::Ok { key, algorithm } = &outcome {
+                    if !used_keys.contains(key) {
+                        used_keys.push(key.clone());
+                    }
+                    algorithms
+                        .entry(algorithm.clone())
+                        .or_default()
+                        .push(&o.name);
                 }
-                (Some(sig_entry.clone()), outcome)
+                (Some(entry.clone()), outcome)
             }
         };
         objects.push(ObjectCheck {
-            object: name.clone(),
+            object: o.name.clone(),
             signature,
             outcome,
         });
     }
-    let objects_by_name: std::collections::HashSet<&str> =
-        digests.iter().map(|(n, _, _)| n.as_str()).collect();
-    let orphan_signatures = sig_order
-        .into_iter()
-        .filter(|s| {
-            s.strip_suffix(SIG_SUFFIX)
-                .is_none_or(|base| !objects_by_name.contains(base))
-        })
-        .collect();
+    let algorithm = match algorithms.len() {
+        0 => None,
+        1 => algorithms.keys().next().cloned(),
+        _ => {
+            archive_problems.push(format!(
+                "the objects were signed with different algorithms ({}): JOC Cockpit imports an archive with one signature algorithm; sign them all the same way",
+                algorithms
+                    .iter()
+                    .map(|(a, objs)| format!("{a} for {} object(s), e.g. {}", objs.len(), objs[0]))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+            None
+        }
+    };
 
     if signer_cert.is_none() {
         // The trusted certificates themselves signed: check the ones that were used.
-        for t in trusted.iter().filter(|t| used_keys.contains(&t.subject)) {
+        for t in trust
+            .certs
+            .iter()
+            .filter(|t| used_keys.contains(&t.subject))
+        {
             if let Some(p) = t.validity_problem(now) {
                 findings.push(format!("signing {p}"));
             }
@@ -244,23 +538,29 @@ pub fn verify_archive(
         Vec::new()
     };
     Ok(VerifyReport {
-        format,
+        format: contents.format,
+        policy,
         signer: signer_subject,
+        path,
         trusted_by,
+        algorithm,
         objects,
-        orphan_signatures,
+        orphan_signatures: contents.orphans.clone(),
+        archive_problems,
         certificate_problems: problems,
+        lint: contents.lint.clone(),
+        strict,
         notes,
     })
 }
 
-/// Find the trusted certificate that vouches for `signer` and the key that verifies the
+/// Find the trusted certificate that vouches for `signer` and the keys that may verify the
 /// objects, by JS7's rules.
 fn trust_signer<'t>(
     signer: &Cert,
     trusted: &'t [Cert],
     strict: bool,
-) -> Result<(&'t Cert, (String, PublicKey)), ArchiveError> {
+) -> Result<(&'t Cert, Vec<NamedKey>), ArchiveError> {
     let untrusted = |reason: String| ArchiveError::UntrustedSigner {
         subject: signer.subject.clone(),
         issuer: signer.issuer.clone(),
@@ -272,19 +572,26 @@ fn trust_signer<'t>(
             .join("; "),
     };
     if signer.self_issued() {
-        // JS7 looks the subject up among the trusted certificates and verifies with that one.
-        let anchor = trusted.iter().find(|t| t.same_subject(signer)).ok_or_else(|| {
-            untrusted(
+        // JOC sends only the DN: any trusted certificate with that subject DN may verify.
+        let anchors: Vec<&Cert> = trusted.iter().filter(|t| t.same_subject(signer)).collect();
+        let Some(first) = anchors.first() else {
+            return Err(untrusted(
                 "it is self-issued and no trusted certificate has its subject DN; put it into trusted-x509-keys"
                     .into(),
-            )
-        })?;
-        let key = anchor.public_key().map_err(|e| {
-            untrusted(format!(
-                "the matching trusted certificate's key is unusable: {e}"
-            ))
-        })?;
-        return Ok((anchor, (anchor.subject.clone(), key)));
+            ));
+        };
+        let mut keys = Vec::new();
+        for a in &anchors {
+            match a.public_key() {
+                Ok(k) => keys.push((a.subject.clone(), k)),
+                Err(e) => {
+                    return Err(untrusted(format!(
+                        "the matching trusted certificate's key is unusable: {e}"
+                    )));
+                }
+            }
+        }
+        return Ok((first, keys));
     }
     let mut reasons = Vec::new();
     for t in trusted.iter().filter(|t| t.is_issuer_name_of(signer)) {
@@ -309,7 +616,7 @@ fn trust_signer<'t>(
         let key = signer
             .public_key()
             .map_err(|e| untrusted(format!("its key is unusable: {e}")))?;
-        return Ok((t, (signer.subject.clone(), key)));
+        return Ok((t, vec![(signer.subject.clone(), key)]));
     }
     if reasons.is_empty() {
         reasons.push(
@@ -339,22 +646,22 @@ fn decode_sig(data: &[u8]) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("not Base64 ({e})"))
 }
 
-/// Try each key with each algorithm JS7 accepts for it.
+/// Try each key with each algorithm a JS7 node can verify for it.
 fn check_signature(
-    keys: &[(String, PublicKey)],
+    keys: &[NamedKey],
     sig: &[u8],
-    d256: &[u8],
-    d512: &[u8],
+    o: &ObjectDigests,
     sig_entry: &str,
 ) -> ObjectOutcome {
     for (label, key) in keys {
-        for alg in JS7_ALGORITHMS
+        for alg in VERIFY_ALGORITHMS
             .into_iter()
             .filter(|a| a.fits(key.algorithm()))
         {
             let digest = match alg.hash() {
-                HashAlgorithm::Sha256 => d256,
-                _ => d512,
+                HashAlgorithm::Sha256 => &o.d256,
+                HashAlgorithm::Sha384 => &o.d384,
+                _ => &o.d512,
             };
             if key.verify_digest(alg, digest, sig).is_ok() {
                 return ObjectOutcome::Ok {
@@ -369,7 +676,7 @@ fn check_signature(
         reason: format!(
             "{sig_entry} does not verify over the object's bytes with the key of {} ({})",
             tried.join(" or "),
-            JS7_ALGORITHMS
+            VERIFY_ALGORITHMS
                 .iter()
                 .map(|a: &SignatureAlgorithm| a.java_name())
                 .collect::<Vec<_>>()
@@ -729,6 +1036,317 @@ mod tests {
         assert!(
             err.to_string().contains("oops.pem") && err.to_string().contains("PRIVATE KEY"),
             "{err}"
+        );
+    }
+
+    /// Judge an archive as a node of `version` (with `allow` expired) would.
+    fn as_node(
+        p: &Path,
+        trusted: TrustedSource,
+        signer: Option<&[u8]>,
+        version: &str,
+        allow: Option<bool>,
+        strict: bool,
+    ) -> Result<VerifyReport, ArchiveError> {
+        let contents = read_signed_archive(p, &Limits::default()).unwrap();
+        let policy = NodePolicy::new(Some(Js7Version::parse(version).unwrap()), allow).unwrap();
+        judge(
+            &contents,
+            &trusted,
+            signer,
+            &VerifyOptions { strict, policy },
+        )
+    }
+
+    fn ders(certs: &[&Vec<u8>]) -> TrustedSource {
+        TrustedSource::from_ders(&certs.iter().map(|c| (*c).clone()).collect::<Vec<_>>())
+    }
+
+    fn all_bad_with(r: &VerifyReport, needle: &str) {
+        assert!(!r.accepted(), "{r:?}");
+        for o in &r.objects {
+            assert!(
+                matches!(&o.outcome, ObjectOutcome::Bad { reason } if reason.contains(needle)),
+                "{}: {:?}",
+                o.object,
+                o.outcome
+            );
+        }
+    }
+
+    use super::super::js7::{Js7Version, NodePolicy};
+
+    #[test]
+    fn an_expired_signer_stops_2_7_6_not_2_9_0() {
+        let pki = Pki::new(40);
+        let d = pki.dir.path();
+        let expired = dated(
+            d,
+            "soft.key",
+            "Test Signer",
+            SIGNER_EXT,
+            Some("inter"),
+            "200101000000Z",
+            "210101000000Z",
+            "expired-signer.pem",
+        );
+        let w = tempfile::tempdir().unwrap();
+        let p = signed(&pki, w.path(), true, &expired);
+        let trusted = || ders(&[&pki.intermediate]);
+        let r = as_node(&p, trusted(), Some(&expired), "2.7.6", None, false).unwrap();
+        all_bad_with(&r, "JS-2219");
+        let r = as_node(&p, trusted(), Some(&expired), "2.9.0", None, false).unwrap();
+        assert!(r.accepted(), "{r:?}");
+        assert!(r.notes.iter().any(|n| n.contains("expired")), "{r:?}");
+        let r = as_node(&p, trusted(), Some(&expired), "2.9.0", Some(false), false).unwrap();
+        all_bad_with(&r, "expired");
+        // 2.8.1 has no setting yet; 2.8.2 has it, default yes.
+        assert!(
+            !as_node(&p, trusted(), Some(&expired), "2.8.1", None, false)
+                .unwrap()
+                .accepted()
+        );
+        assert!(
+            as_node(&p, trusted(), Some(&expired), "2.8.2", None, false)
+                .unwrap()
+                .accepted()
+        );
+        // The profile certificate is CA-issued: the report says JOC sends it whole.
+        assert!(r.path.as_deref().unwrap().contains("CA-issued"), "{r:?}");
+    }
+
+    #[test]
+    fn an_expired_trusted_certificate_before_and_after_2_5_9() {
+        let pki = Pki::new(41);
+        let d = pki.dir.path();
+        // The signer's own certificate, self-issued and expired, is what the node trusts.
+        let expired_self = dated(
+            d,
+            "soft.key",
+            "Self Signer",
+            SIGNER_EXT,
+            None,
+            "200101000000Z",
+            "210101000000Z",
+            "expired-self.pem",
+        );
+        let w = tempfile::tempdir().unwrap();
+        let p = signed(&pki, w.path(), false, &pki.self_signed);
+        // With a second, valid certificate in the directory.
+        let dir = || ders(&[&expired_self, &pki.root]);
+        // 2.9.0 allows expired certificates: the objects verify.
+        let r = as_node(&p, dir(), Some(&pki.self_signed), "2.9.0", None, false).unwrap();
+        assert!(r.accepted(), "{r:?}");
+        assert!(r.path.as_deref().unwrap().contains("self-issued"), "{r:?}");
+        // 2.5.12 checks expiry and skips the expired file on its own: no key for the DN.
+        let err = as_node(&p, dir(), Some(&pki.self_signed), "2.5.12", None, false).unwrap_err();
+        assert!(matches!(err, ArchiveError::UntrustedSigner { .. }), "{err}");
+        // 2.5.8: the one expired file switches X.509 verification off on the whole node.
+        let r = as_node(&p, dir(), Some(&pki.self_signed), "2.5.8", None, false).unwrap();
+        all_bad_with(&r, "before 2.5.9");
+    }
+
+    #[test]
+    fn an_unreadable_trusted_file_before_and_after_2_5_9() {
+        let pki = Pki::new(42);
+        let w = tempfile::tempdir().unwrap();
+        let p = signed(&pki, w.path(), true, &pki.signer);
+        let source = || TrustedSource {
+            entries: vec![
+                TrustedEntry {
+                    name: "inter.pem".into(),
+                    cert: Ok(pki.intermediate.clone()),
+                },
+                TrustedEntry {
+                    name: "notes.txt".into(),
+                    cert: Err("is not a PEM text file".into()),
+                },
+            ],
+        };
+        let r = as_node(&p, source(), Some(&pki.signer), "2.5.8", None, false).unwrap();
+        all_bad_with(&r, "notes.txt");
+        let r = as_node(&p, source(), Some(&pki.signer), "2.5.9", Some(false), false).unwrap();
+        assert!(r.accepted(), "{r:?}");
+        assert!(
+            r.notes.iter().any(|n| n.contains("skips this file")),
+            "{r:?}"
+        );
+        // Strict mode does not tolerate it.
+        let r = as_node(&p, source(), Some(&pki.signer), "2.9.0", None, true).unwrap();
+        assert!(!r.accepted());
+        assert!(
+            r.certificate_problems
+                .iter()
+                .any(|c| c.contains("notes.txt")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn duplicate_dns_keep_the_one_valid_longest_from_2_5_9() {
+        let pki = Pki::new(43);
+        let d = pki.dir.path();
+        // Another key with the signer's DN, valid much longer than the signer's 30 days.
+        new_key(d, "other.key");
+        let other = dated(
+            d,
+            "other.key",
+            "Self Signer",
+            SIGNER_EXT,
+            None,
+            "200101000000Z",
+            "491231000000Z",
+            "other-self.pem",
+        );
+        let w = tempfile::tempdir().unwrap();
+        let p = signed(&pki, w.path(), true, &pki.self_signed);
+        let both = || ders(&[&pki.self_signed, &other]);
+        let r = as_node(&p, both(), Some(&pki.self_signed), "2.9.0", None, false).unwrap();
+        assert!(!r.accepted(), "{r:?}");
+        assert!(r.notes.iter().any(|n| n.contains("valid longest")), "{r:?}");
+        // Before 2.5.9 both stay, and the signer's certificate verifies.
+        let r = as_node(&p, both(), Some(&pki.self_signed), "2.5.8", None, false).unwrap();
+        assert!(r.accepted(), "{r:?}");
+    }
+
+    #[test]
+    fn pem_named_signatures_and_mixed_algorithms() {
+        let pki = Pki::new(44);
+        let w = tempfile::tempdir().unwrap();
+        let p = signed(&pki, w.path(), true, &pki.signer);
+        let trusted = std::slice::from_ref(&pki.intermediate);
+        // Every .sig renamed to .pem: JOC reads both names.
+        let q = w.path().join("pem.zip");
+        rewrite(&p, &q, |e| {
+            for (n, _) in e.iter_mut() {
+                if let Some(base) = n.strip_suffix(".sig") {
+                    *n = format!("{base}.pem");
+                }
+            }
+        });
+        let r = verify(&q, trusted, Some(&pki.signer), false).unwrap();
+        assert!(r.accepted(), "{r:?}");
+        assert_eq!(
+            r.objects[0]
+                .signature
+                .as_deref()
+                .map(|s| s.ends_with(".pem")),
+            Some(true)
+        );
+        // Both names for one object: ambiguous.
+        let q2 = w.path().join("both.zip");
+        rewrite(&p, &q2, |e| {
+            let (n, d) = e
+                .iter()
+                .find(|(n, _)| n.ends_with(".sig"))
+                .cloned()
+                .unwrap();
+            e.push((format!("{}.pem", n.trim_end_matches(".sig")), d));
+        });
+        let r = verify(&q2, trusted, Some(&pki.signer), false).unwrap();
+        assert!(r.failures().any(|o| matches!(&o.outcome, ObjectOutcome::Bad { reason } if reason.contains("two signature entries"))), "{r:?}");
+        // One object signed with SHA-512, the others with SHA-256.
+        let inp = w.path().join("in.zip");
+        let p512 = w.path().join("s512.zip");
+        sign_archive(
+            &inp,
+            &p512,
+            false,
+            &pki.key,
+            &pki.signer,
+            &SignOptions {
+                algorithm: Some(SignatureAlgorithm::EcdsaSha512),
+                ..Default::default()
+            },
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let r = verify(&p512, trusted, Some(&pki.signer), false).unwrap();
+        assert_eq!(r.algorithm.as_deref(), Some("SHA512withECDSA"));
+        let sig512 = list_with_crates(&p512)
+            .into_iter()
+            .find(|(n, _, _)| n.ends_with(".sig"))
+            .unwrap();
+        let mixed = w.path().join("mixed.zip");
+        rewrite(&p, &mixed, |e| {
+            let i = e.iter().position(|(n, _)| *n == sig512.0).unwrap();
+            e[i].1 = sig512.2.clone();
+        });
+        let r = verify(&mixed, trusted, Some(&pki.signer), false).unwrap();
+        assert!(
+            r.objects
+                .iter()
+                .all(|o| matches!(o.outcome, ObjectOutcome::Ok { .. })),
+            "{r:?}"
+        );
+        assert!(!r.accepted());
+        assert!(
+            r.archive_problems[0].contains("different algorithms"),
+            "{r:?}"
+        );
+        assert_eq!(r.algorithm, None);
+    }
+
+    #[test]
+    fn what_joc_would_skip_is_reported_and_fails_strict() {
+        let pki = Pki::new(45);
+        let w = tempfile::tempdir().unwrap();
+        let p = signed(&pki, w.path(), true, &pki.signer);
+        let q = w.path().join("lint.zip");
+        rewrite(&p, &q, |e| {
+            e.retain(|(n, _)| n != "meta_inf");
+            e.push(("Accounting/bad name.lock.json".into(), b"{}".to_vec()));
+            e.push((
+                "Accounting/latin1.lock.json".into(),
+                b"{\"n\":\"\xe9\"}".to_vec(),
+            ));
+        });
+        let trusted = std::slice::from_ref(&pki.intermediate);
+        let r = verify(&q, trusted, Some(&pki.signer), false).unwrap();
+        assert!(r.accepted(), "lint alone is not a node's rejection: {r:?}");
+        let joined = r.lint.join("\n");
+        for needle in ["meta_inf: missing", "bad name", "not UTF-8"] {
+            assert!(joined.contains(needle), "{needle}: {joined}");
+        }
+        let r = verify(&q, trusted, Some(&pki.signer), true).unwrap();
+        assert!(!r.accepted());
+        // Signing such an archive warns, and refuses under --strict.
+        let out = w.path().join("strict.zip");
+        let strict = SignOptions {
+            strict: true,
+            replace_signatures: true,
+            ..Default::default()
+        };
+        let err = sign_archive(
+            &q,
+            &out,
+            false,
+            &pki.key,
+            &pki.signer,
+            &strict,
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(matches!(err, ArchiveError::Lint { .. }), "{err}");
+        assert!(!out.exists());
+        let lenient = SignOptions {
+            replace_signatures: true,
+            ..Default::default()
+        };
+        let s = sign_archive(
+            &q,
+            &out,
+            false,
+            &pki.key,
+            &pki.signer,
+            &lenient,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert!(
+            s.warnings.iter().any(|w| w.contains("bad name")),
+            "{:?}",
+            s.warnings
         );
     }
 }
