@@ -22,13 +22,18 @@ const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
 /// OID of `rsaEncryption` (RFC 8017).
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
+/// Smallest RSA modulus hsmsign certifies or signs with, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+/// Largest RSA modulus hsmsign certifies or signs with, in bits (what the verifiers it uses
+/// accept).
+pub const MAX_RSA_BITS: usize = 8192;
 
 /// Errors of the signing layer.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     /// The public key is of a kind hsmsign does not sign with.
     #[error(
-        "unsupported public key ({0}): hsmsign signs with EC P-256, EC P-384 and RSA keys of 2048 bits or more"
+        "unsupported public key ({0}): hsmsign supports EC P-256, EC P-384 and RSA keys of 2048 to 8192 bits"
     )]
     UnsupportedKey(String),
     /// A signature algorithm that does not fit the key was asked for.
@@ -333,6 +338,13 @@ impl PublicKey {
                 }
             }
             OID_RSA => {
+                // The size first: a modulus beyond what the RSA decoder takes is a key of an
+                // unsupported size, not a malformed one.
+                if let Some(bits) = rsa_modulus_bits(&raw)
+                    && !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits)
+                {
+                    return Err(SignError::UnsupportedKey(format!("RSA-{bits}")));
+                }
                 let key = rsa::RsaPublicKey::from_public_key_der(der).map_err(|e| {
                     SignError::Malformed {
                         what: "RSA public key",
@@ -340,7 +352,7 @@ impl PublicKey {
                     }
                 })?;
                 let bits = rsa::traits::PublicKeyParts::n_bits_precision(&key) as usize;
-                if bits < 2048 {
+                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
                     return Err(SignError::UnsupportedKey(format!("RSA-{bits}")));
                 }
                 KeyAlgorithm::Rsa(bits)
@@ -648,13 +660,35 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
     out
 }
 
-fn curve_name(oid: &str) -> String {
-    match oid {
-        "1.3.132.0.10" => "secp256k1".into(),
-        "1.3.132.0.35" => "P-521".into(),
-        "" => "(none given)".into(),
-        other => other.into(),
+/// The bit length of the modulus of a PKCS#1 `RSAPublicKey { n, e }`, or `None` if it does not
+/// decode (the RSA decoder then says what is wrong).
+fn rsa_modulus_bits(pkcs1: &[u8]) -> Option<usize> {
+    #[derive(der::Sequence)]
+    struct RsaPublicKeyRef<'a> {
+        n: der::asn1::UintRef<'a>,
+        e: der::asn1::UintRef<'a>,
     }
+    let key = RsaPublicKeyRef::from_der(pkcs1).ok()?;
+    let n = key.n.as_bytes();
+    let first = *n.first()?;
+    Some(n.len() * 8 - first.leading_zeros() as usize)
+}
+
+/// How a message names an EC curve: its common name and OID, or why there is none.
+fn curve_name(oid: &str) -> String {
+    let named = |name: &str| format!("{name} (OID {oid})");
+    let text = match oid {
+        "1.3.132.0.10" => named("secp256k1"),
+        "1.3.132.0.35" => named("P-521"),
+        "1.3.36.3.3.2.8.1.1.7" => named("brainpoolP256r1"),
+        "1.3.36.3.3.2.8.1.1.11" => named("brainpoolP384r1"),
+        "1.3.36.3.3.2.8.1.1.13" => named("brainpoolP512r1"),
+        "1.3.132.0.33" => named("P-224"),
+        "1.2.840.10045.3.1.1" => named("P-192"),
+        "" => "(no named curve: explicit curve parameters are not accepted)".into(),
+        other => format!("OID {other}"),
+    };
+    format!("{text}; supported curves are P-256 (OID {OID_P256}) and P-384 (OID {OID_P384})")
 }
 
 /// A software key, for unit tests of code above the signer. Never used by the binary.
