@@ -31,7 +31,7 @@ pub mod san;
 
 pub use build::{CaCertificate, IssueError, IssueParams, IssuedCertificate, Serial, issue};
 pub use crl::{CrlParams, RevocationReason, RevokedCertificate, build_crl};
-pub use csr::{CertificateRequest, CsrError, parse_csr};
+pub use csr::{CertificateRequest, CsrError, RequestedBasicConstraints, parse_ca_csr, parse_csr};
 pub use dn::{AttributeType, DistinguishedName, DnError};
 pub use profile::{Profile, ProfileError};
 pub use san::{SanEntry, SanError};
