@@ -26,6 +26,7 @@ use x509_cert::name::Name;
 
 use super::limits::{
     MAX_NAME_ATTRIBUTES, MAX_RDNS, code_point, escape_for_display, first_forbidden,
+    forbidden_reason,
 };
 
 /// Errors in distinguished names.
@@ -624,7 +625,8 @@ impl std::str::FromStr for DistinguishedName {
 }
 
 /// RFC 4514 2.4 escaping: the given special characters anywhere, a leading `#` or space,
-/// a trailing space, and control characters as `\XX`.
+/// a trailing space, and control, bidirectional and invisible characters as `\XX` (so a name
+/// from elsewhere, e.g. an imported CA certificate, cannot disguise itself on screen).
 fn escape_value(value: &str, specials: &str) -> String {
     let mut out = String::with_capacity(value.len());
     let last = value.chars().count().saturating_sub(1);
@@ -633,7 +635,7 @@ fn escape_value(value: &str, specials: &str) -> String {
         if specials.contains(c) || edge_space || (i == 0 && c == '#') {
             out.push('\\');
             out.push(c);
-        } else if c.is_control() {
+        } else if forbidden_reason(c).is_some() {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
                 out.push_str(&format!("\\{b:02X}"));
@@ -1300,5 +1302,13 @@ mod tests {
         assert!(err.to_string().contains("U+202E"), "{err}");
         // Ordinary non-ASCII letters are fine.
         assert!(DistinguishedName::parse("CN=Jürgen Müller, O=Straße AG, L=東京").is_ok());
+    }
+
+    #[test]
+    fn names_from_elsewhere_show_hidden_characters_escaped() {
+        // A CA certificate made elsewhere may carry what hsmsign refuses; its subject is shown
+        // with those characters as RFC 4514 hex escapes.
+        let der = raw_name(&[&[(CN, Tag::Utf8String, "\u{202e}gpj.exe\u{200b}".as_bytes())]]);
+        assert_eq!(describe_name_der(&der), r"CN=\E2\80\AEgpj.exe\E2\80\8B");
     }
 }
