@@ -680,6 +680,27 @@ fn sign_intermediate_accepts_an_ordinary_ca_request_and_says_what_it_issued() {
         &["--days 3000000", "maximum is 20 years"],
         "x.pem",
     );
+    // An ill-formed path length is a usage error naming the option.
+    for bad in ["-1", "256", "one"] {
+        assert_refused(
+            &pki,
+            &[
+                "ca",
+                "sign-intermediate",
+                "--issuer",
+                "root",
+                "--csr",
+                "sub.csr",
+                "--path-len",
+                bad,
+                "--out",
+                "x.pem",
+            ],
+            2,
+            &["--path-len", "not a path length", "0 to 255"],
+            "x.pem",
+        );
+    }
     // End-entity profiles keep refusing CA requests.
     let args = issue_client("sub.csr", &[]);
     assert_refused(

@@ -32,7 +32,7 @@ pub enum CaCmd {
         #[arg(long, value_parser = days_arg, allow_hyphen_values = true)]
         days: Option<u64>,
         /// pathLenConstraint: how many intermediate levels may follow.
-        #[arg(long)]
+        #[arg(long, value_parser = path_len_arg, allow_hyphen_values = true)]
         path_len: Option<u8>,
         /// Also write the certificate (PEM) here.
         #[arg(long)]
@@ -59,7 +59,7 @@ pub enum CaCmd {
         #[arg(long, value_parser = days_arg, allow_hyphen_values = true)]
         days: Option<u64>,
         /// pathLenConstraint (default 0: it issues end-entity certificates only).
-        #[arg(long)]
+        #[arg(long, value_parser = path_len_arg, allow_hyphen_values = true)]
         path_len: Option<u8>,
         /// Also write the certificate (PEM) here.
         #[arg(long)]
@@ -80,7 +80,7 @@ pub enum CaCmd {
         #[arg(long, value_parser = days_arg, allow_hyphen_values = true)]
         days: Option<u64>,
         /// pathLenConstraint (default 0).
-        #[arg(long)]
+        #[arg(long, value_parser = path_len_arg, allow_hyphen_values = true)]
         path_len: Option<u8>,
         /// Where to write the certificate (PEM).
         #[arg(long)]
@@ -147,6 +147,22 @@ pub enum CrlCmd {
 /// `--days`: a whole number of days, at least 1 (the maximum is checked where it is known).
 pub(super) fn days_arg(s: &str) -> Result<u64, String> {
     ca::parse_days(s)
+}
+
+/// `--path-len`: how many levels of intermediate CAs may follow, 0 to 255.
+fn path_len_arg(s: &str) -> Result<u8, String> {
+    let t = s.trim();
+    if !t.is_empty()
+        && t.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(n) = t.parse::<u8>()
+    {
+        return Ok(n);
+    }
+    Err(format!(
+        "`{}` is not a path length: give a whole number from 0 to 255 (how many levels of \
+         intermediate CAs may follow; 0 = it issues end-entity certificates only)",
+        hsmsign::x509::limits::escape_for_display(t)
+    ))
 }
 
 pub(super) fn parse_dn(s: &str) -> Result<DistinguishedName, Failure> {
