@@ -470,8 +470,14 @@ fn check_requested_extensions(
                 let ku =
                     KeyUsage::from_der(bytes).map_err(|e| malformed(format!("keyUsage: {e}")))?;
                 if purpose == Purpose::Ca {
-                    ignored
-                        .push("keyUsage (a CA certificate carries keyCertSign and cRLSign)".into());
+                    // keyCertSign and cRLSign are what the certificate carries: only a wish for
+                    // anything else is worth a notice.
+                    if ku.0 != (KeyUsages::KeyCertSign | KeyUsages::CRLSign) {
+                        ignored.push(
+                            "keyUsage (a CA certificate carries exactly keyCertSign and cRLSign)"
+                                .into(),
+                        );
+                    }
                     continue;
                 }
                 if ku.0.contains(KeyUsages::KeyCertSign) {
@@ -976,6 +982,23 @@ mod tests {
             })
         );
         assert!(req.sans().is_empty());
+        // keyCertSign + cRLSign is exactly what is issued: no notice for it.
+        assert!(
+            !req.ignored().iter().any(|i| i.starts_with("keyUsage")),
+            "{:?}",
+            req.ignored()
+        );
+        let odd = openssl_csr(
+            dir.path(),
+            "odd",
+            &ec,
+            &[
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+            ],
+        );
+        let odd = parse_ca_csr(&odd, "odd.csr").unwrap();
+        assert!(odd.ignored().iter().any(|i| i.starts_with("keyUsage")));
         assert!(
             req.ignored()
                 .iter()
