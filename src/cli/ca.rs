@@ -667,6 +667,12 @@ pub fn run_crl(ctx: &Ctx, cmd: CrlCmd) -> CmdResult {
                 time::OffsetDateTime::now_utc(),
                 days,
             )?;
+            if !cert.can_sign_crl() {
+                return Err(hsmsign::x509::IssueError::CannotSignCrl {
+                    subject: cert.subject().to_string(),
+                }
+                .into());
+            }
             let (der, number) = with_issuer(ctx, &store, &name, |iss, handle| {
                 Ok(ca::generate_crl(
                     &store,
