@@ -406,6 +406,12 @@ impl PublicKey {
 
     /// Build the SPKI of an RSA key from modulus and public exponent (big-endian bytes).
     pub fn from_rsa_parts(modulus: &[u8], exponent: &[u8]) -> Result<Self, SignError> {
+        // The size first, as for an SPKI: a token key too large for the RSA decoder is of an
+        // unsupported size, not malformed.
+        let bits = unsigned_bits(modulus);
+        if bits > MAX_RSA_BITS || (bits > 0 && bits < MIN_RSA_BITS) {
+            return Err(SignError::UnsupportedKey(format!("RSA-{bits}")));
+        }
         let n = rsa::BoxedUint::from_be_slice_vartime(modulus);
         let e = rsa::BoxedUint::from_be_slice_vartime(exponent);
         let key = rsa::RsaPublicKey::new(n, e).map_err(|e| SignError::Malformed {
@@ -669,9 +675,16 @@ fn rsa_modulus_bits(pkcs1: &[u8]) -> Option<usize> {
         e: der::asn1::UintRef<'a>,
     }
     let key = RsaPublicKeyRef::from_der(pkcs1).ok()?;
-    let n = key.n.as_bytes();
-    let first = *n.first()?;
-    Some(n.len() * 8 - first.leading_zeros() as usize)
+    Some(unsigned_bits(key.n.as_bytes()))
+}
+
+/// The bit length of a big-endian unsigned number (leading zero octets allowed).
+fn unsigned_bits(be: &[u8]) -> usize {
+    let start = be.iter().position(|&b| b != 0).unwrap_or(be.len());
+    match be.get(start) {
+        Some(&first) => (be.len() - start) * 8 - first.leading_zeros() as usize,
+        None => 0,
+    }
 }
 
 /// How a message names an EC curve: its common name and OID, or why there is none.
@@ -871,5 +884,30 @@ mod tests {
         let sig = sign(&key, SignatureAlgorithm::EcdsaSha512, b"m").unwrap();
         pk.verify(SignatureAlgorithm::EcdsaSha512, b"m", &sig)
             .unwrap();
+    }
+
+    #[test]
+    fn rsa_keys_outside_the_range_are_named_by_size_not_called_malformed() {
+        let mut n = vec![0xffu8; 16384 / 8];
+        n[0] = 0xc1;
+        for (modulus, bits) in [(n.clone(), 16384), (n[..1024].to_vec(), 8192)] {
+            let got = PublicKey::from_rsa_parts(&modulus, &[1, 0, 1]);
+            if bits > MAX_RSA_BITS {
+                let err = got.unwrap_err().to_string();
+                assert!(
+                    err.contains("RSA-16384") && err.contains("2048 to 8192"),
+                    "{err}"
+                );
+            } else {
+                // 8192 is inside the range: not refused for its size.
+                assert!(!matches!(got, Err(SignError::UnsupportedKey(_))), "{bits}");
+            }
+        }
+        let err = PublicKey::from_rsa_parts(&n[..128], &[1, 0, 1])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("RSA-1024"), "{err}");
+        assert_eq!(unsigned_bits(&[0, 0, 0x01, 0xff]), 9);
+        assert_eq!(unsigned_bits(&[0, 0]), 0);
     }
 }
