@@ -64,7 +64,7 @@ pub enum CaError {
     },
     /// A CRL validity beyond the maximum.
     #[error(
-        "--days {days} is too long for a CRL: nextUpdate may be at most {max} days after thisUpdate; publish a fresh CRL more often instead"
+        "--days {days} is too long for a CRL: the maximum is {max} days (nextUpdate at most {max} days after thisUpdate); publish a fresh CRL more often instead"
     )]
     CrlTooLong {
         /// Days asked for.

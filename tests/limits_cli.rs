@@ -150,7 +150,7 @@ fn crl_days_are_bounded_checked_and_never_panic() {
                 "crl", "generate", "--ca", "issuing", "--days", days, "--out", "c.crl",
             ],
             1,
-            &[&format!("--days {days}"), "at most 366 days"],
+            &[&format!("--days {days}"), "the maximum is 366 days"],
             "c.crl",
         );
     }
