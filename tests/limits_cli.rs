@@ -711,3 +711,35 @@ fn sign_intermediate_accepts_an_ordinary_ca_request_and_says_what_it_issued() {
         "leaf.pem",
     );
 }
+
+#[test]
+fn an_oversized_or_endless_request_file_is_refused_without_reading_it_whole() {
+    let pki = Pki::new();
+    std::fs::write(pki.path("huge.csr"), vec![b'A'; 1 << 20]).unwrap();
+    for (file, needles) in [
+        (
+            "huge.csr",
+            &["huge.csr", "at least 1048576 bytes", "at most 65536"][..],
+        ),
+        ("/dev/zero", &["/dev/zero", "at most 65536"][..]),
+    ] {
+        let args = issue_client(file, &[]);
+        assert_refused(&pki, &strs(&args), 1, needles, "leaf.pem");
+        assert_refused(
+            &pki,
+            &[
+                "ca",
+                "sign-intermediate",
+                "--issuer",
+                "root",
+                "--csr",
+                file,
+                "--out",
+                "sub.pem",
+            ],
+            1,
+            needles,
+            "sub.pem",
+        );
+    }
+}

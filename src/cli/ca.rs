@@ -399,8 +399,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             out,
             force,
         } => {
-            let bytes = std::fs::read(&csr)
-                .map_err(|e| anyhow::anyhow!("cannot read CSR {}: {e}", csr.display()))?;
+            let bytes = hsmsign::x509::read_csr_file(&csr)?;
             // A request for a CA: CA:TRUE, keyCertSign and cRLSign are what it should ask for.
             let request = parse_ca_csr(&bytes, &csr.display().to_string())?;
             let subject = request.subject()?;

@@ -169,8 +169,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
             let validity = Validity::for_profile(profile, days)?;
             let csr = match &source.csr {
                 Some(path) => {
-                    let bytes = std::fs::read(path)
-                        .map_err(|e| anyhow::anyhow!("cannot read CSR {}: {e}", path.display()))?;
+                    let bytes = hsmsign::x509::read_csr_file(path)?;
                     Some(parse_csr(&bytes, &path.display().to_string())?)
                 }
                 None => None,

@@ -58,8 +58,8 @@ pub enum CsrError {
     },
     /// A file too large to be a request hsmsign signs.
     #[error(
-        "{file} is {size} bytes; a certificate signing request hsmsign accepts is at most {max} \
-         bytes: check that this is the right file"
+        "{file} is at least {size} bytes; a certificate signing request hsmsign accepts is at \
+         most {max} bytes: check that this is the right file"
     )]
     TooLarge {
         /// The input's name.
@@ -68,6 +68,14 @@ pub enum CsrError {
         size: usize,
         /// The limit.
         max: usize,
+    },
+    /// The file cannot be read.
+    #[error("cannot read CSR {file}: {reason}")]
+    Unreadable {
+        /// The input's name.
+        file: String,
+        /// The system's message.
+        reason: String,
     },
     /// Damaged PEM or DER.
     #[error("{file} is a damaged certificate signing request ({reason}): create it again")]
@@ -229,6 +237,36 @@ impl CertificateRequest {
     pub fn requested_basic_constraints(&self) -> Option<RequestedBasicConstraints> {
         self.basic_constraints
     }
+}
+
+/// Read a request file, at most [`MAX_CSR_BYTES`] of it: a larger file (or a device that never
+/// ends) is refused without being read whole.
+pub fn read_csr_file(path: &std::path::Path) -> Result<Vec<u8>, CsrError> {
+    use std::io::Read;
+    let file = path.display().to_string();
+    let unreadable = |e: std::io::Error| CsrError::Unreadable {
+        file: file.clone(),
+        reason: e.to_string(),
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(unreadable)?
+        .take(MAX_CSR_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() > MAX_CSR_BYTES {
+        let size = std::fs::metadata(path)
+            .ok()
+            .and_then(|m| usize::try_from(m.len()).ok())
+            .unwrap_or(0)
+            .max(bytes.len());
+        return Err(CsrError::TooLarge {
+            file,
+            size,
+            max: MAX_CSR_BYTES,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Parse and verify a certificate signing request for an end-entity certificate from PEM or
@@ -954,6 +992,21 @@ mod tests {
         let err = parse_csr(&padded, "padded.csr").unwrap_err();
         assert!(matches!(err, CsrError::TooLarge { .. }), "{err}");
         assert!(err.to_string().contains("65536"), "{err}");
+        // Files: read only up to the limit, the real size reported.
+        let big = dir.path().join("big.csr");
+        std::fs::write(&big, &padded).unwrap();
+        let err = read_csr_file(&big).unwrap_err();
+        assert!(
+            matches!(err, CsrError::TooLarge { size, .. } if size == padded.len()),
+            "{err}"
+        );
+        let small = dir.path().join("hundred.csr");
+        assert_eq!(read_csr_file(&small).unwrap(), ok);
+        // A device that never ends is refused after the limit, not read forever.
+        let err = read_csr_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(err, CsrError::TooLarge { .. }), "{err}");
+        let err = read_csr_file(&dir.path().join("missing.csr")).unwrap_err();
+        assert!(err.to_string().contains("missing.csr"), "{err}");
     }
 
     #[test]

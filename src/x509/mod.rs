@@ -31,7 +31,9 @@ pub mod san;
 
 pub use build::{CaCertificate, IssueError, IssueParams, IssuedCertificate, Serial, issue};
 pub use crl::{CrlParams, RevocationReason, RevokedCertificate, build_crl};
-pub use csr::{CertificateRequest, CsrError, RequestedBasicConstraints, parse_ca_csr, parse_csr};
+pub use csr::{
+    CertificateRequest, CsrError, RequestedBasicConstraints, parse_ca_csr, parse_csr, read_csr_file,
+};
 pub use dn::{AttributeType, DistinguishedName, DnError};
 pub use profile::{Profile, ProfileError};
 pub use san::{SanEntry, SanError};
