@@ -37,7 +37,7 @@ pub enum CaError {
     )]
     ValidityTooLong {
         /// Days asked for.
-        days: u32,
+        days: u64,
         /// The profile.
         profile: &'static str,
         /// The profile's maximum in years.
@@ -48,6 +48,44 @@ pub enum CaError {
     /// Zero days.
     #[error("--days must be at least 1")]
     ZeroDays,
+    /// An explicit validity that reaches past the end of the issuing CA.
+    #[error(
+        "--days {days} reaches past the end of CA {ca:?} ({ca_not_after}); a certificate cannot outlive its issuer: give --days {max_days} or fewer, or leave --days out to end with the CA"
+    )]
+    PastIssuer {
+        /// Days asked for.
+        days: u64,
+        /// The issuing CA.
+        ca: String,
+        /// Its notAfter, formatted.
+        ca_not_after: String,
+        /// The most days that still end within the CA.
+        max_days: i64,
+    },
+    /// A CRL validity beyond the maximum.
+    #[error(
+        "--days {days} is too long for a CRL: the maximum is {max} days (nextUpdate at most {max} days after thisUpdate); publish a fresh CRL more often instead"
+    )]
+    CrlTooLong {
+        /// Days asked for.
+        days: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A CRL whose nextUpdate would fall after the end of the CA that signs it.
+    #[error(
+        "--days {days} puts the CRL's nextUpdate after the end of CA {ca:?} ({ca_not_after}): give --days {max_days} or fewer, and renew the CA"
+    )]
+    CrlPastIssuer {
+        /// Days asked for.
+        days: u64,
+        /// The CA.
+        ca: String,
+        /// Its notAfter, formatted.
+        ca_not_after: String,
+        /// The most days that still end within the CA.
+        max_days: i64,
+    },
     /// The CA's key on the token does not belong to its certificate.
     #[error(
         "the token key {key_uri} does not belong to the certificate of CA {ca:?} (public keys differ); the CA record points at the wrong key or the token was replaced"
@@ -135,24 +173,38 @@ pub struct Validity {
 }
 
 impl Validity {
-    /// From `--days` (or the profile's default), refusing more than the profile's maximum.
-    pub fn for_profile(profile: Profile, days: Option<u32>) -> Result<Self, CaError> {
-        let not_before = OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    /// From `--days` (or the profile's default), refusing 0 and more than the profile's
+    /// maximum. No arithmetic here can overflow, whatever `days` is.
+    pub fn for_profile(profile: Profile, days: Option<u64>) -> Result<Self, CaError> {
+        Self::for_profile_from(profile, days, OffsetDateTime::now_utc())
+    }
+
+    /// [`Self::for_profile`] starting at `now` (for tests).
+    pub fn for_profile_from(
+        profile: Profile,
+        days: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Result<Self, CaError> {
+        let not_before = x509::whole_seconds(now);
         let max = profile.max_not_after(not_before);
         let not_after = match days {
             None => profile.default_not_after(not_before),
             Some(0) => return Err(CaError::ZeroDays),
             Some(d) => {
-                let end = not_before + Duration::days(i64::from(d));
+                let max_days = (max - not_before).whole_days();
+                let too_long = || CaError::ValidityTooLong {
+                    days: d,
+                    profile: profile.name(),
+                    max_years: profile.max_validity_years(),
+                    max_days,
+                };
+                let end = i64::try_from(d)
+                    .ok()
+                    .filter(|d| *d <= max_days)
+                    .and_then(|d| not_before.checked_add(Duration::days(d)))
+                    .ok_or_else(too_long)?;
                 if end > max {
-                    return Err(CaError::ValidityTooLong {
-                        days: d,
-                        profile: profile.name(),
-                        max_years: profile.max_validity_years(),
-                        max_days: (max - not_before).whole_days(),
-                    });
+                    return Err(too_long());
                 }
                 end
             }
@@ -162,6 +214,156 @@ impl Validity {
             not_after,
         })
     }
+
+    /// Refuse an explicit `--days` that reaches past `ca_not_after`, the end of the issuing CA
+    /// `ca` (a default validity is cut to the CA's end instead, with a notice).
+    pub fn check_issuer_end(
+        &self,
+        days: Option<u64>,
+        ca: &str,
+        ca_not_after: OffsetDateTime,
+    ) -> Result<(), CaError> {
+        match days {
+            Some(days) if self.not_after > ca_not_after => Err(CaError::PastIssuer {
+                days,
+                ca: ca.to_string(),
+                ca_not_after: x509::format_time(ca_not_after),
+                max_days: (ca_not_after - self.not_before).whole_days(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Parse a `--days` value: a whole number of days, at least 1. The message says what is wrong
+/// with the text; the maximum depends on what the days are for and is checked there.
+pub fn parse_days(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("give a number of days, e.g. 365".into());
+    }
+    if let Some(rest) = t.strip_prefix('-')
+        && !rest.is_empty()
+        && rest.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(format!(
+            "`{t}` is negative: give a whole number of days of at least 1"
+        ));
+    }
+    if !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "`{}` is not a whole number of days: give digits only, e.g. 365",
+            x509::limits::escape_for_display(t)
+        ));
+    }
+    match t.parse::<u64>() {
+        Ok(0) => Err("0 days is no validity: give at least 1".into()),
+        Ok(d) => Ok(d),
+        Err(_) => Err(format!(
+            "`{t}` days is far beyond every maximum (certificates at most {} years, CRLs {} days)",
+            Profile::Root.max_validity_years(),
+            x509::limits::MAX_CRL_DAYS
+        )),
+    }
+}
+
+/// When the next CRL of a CA ending at `ca_not_after` is due, `days` after `this_update`:
+/// refuses 0, more than [`x509::limits::MAX_CRL_DAYS`], and a nextUpdate after the CA's end.
+/// No arithmetic here can overflow, whatever `days` is.
+pub fn crl_next_update(
+    ca: &str,
+    ca_not_after: OffsetDateTime,
+    this_update: OffsetDateTime,
+    days: u64,
+) -> Result<OffsetDateTime, CaError> {
+    use x509::limits::MAX_CRL_DAYS;
+    if days == 0 {
+        return Err(CaError::ZeroDays);
+    }
+    if days > MAX_CRL_DAYS {
+        return Err(CaError::CrlTooLong {
+            days,
+            max: MAX_CRL_DAYS,
+        });
+    }
+    let past_issuer = || CaError::CrlPastIssuer {
+        days,
+        ca: ca.to_string(),
+        ca_not_after: x509::format_time(ca_not_after),
+        max_days: (ca_not_after - this_update).whole_days(),
+    };
+    let next = i64::try_from(days)
+        .ok()
+        .and_then(|d| this_update.checked_add(Duration::days(d)))
+        .ok_or_else(past_issuer)?;
+    if next > ca_not_after {
+        return Err(past_issuer());
+    }
+    Ok(next)
+}
+
+/// A certificate request as far as it is known before the token is opened.
+pub struct RequestCheck<'a> {
+    /// Subject.
+    pub subject: &'a DistinguishedName,
+    /// The key to certify, or `None` when it sits on a token not opened yet (the issuing CA's
+    /// key stands in for it; [`issue_certificate`] checks again with the real one).
+    pub public_key: Option<&'a PublicKey>,
+    /// Profile.
+    pub profile: Profile,
+    /// SANs.
+    pub sans: &'a [SanEntry],
+    /// Validity.
+    pub validity: Validity,
+    /// `--days` as given (`None`: the profile's default, cut to the CA's end with a notice).
+    pub days: Option<u64>,
+    /// pathLenConstraint (CA profiles).
+    pub path_len: Option<u8>,
+}
+
+/// Check a request against CA `ca` as recorded in `store` before the token is opened: the CA
+/// exists and has not expired, an explicit `--days` does not reach past its end, the CA's path
+/// length allows the request, and the profile's rules, the names and the planned size of the
+/// certificate pass. Returns the notice issuing will give when the validity is cut to the CA's.
+pub fn check_request(
+    store: &Store,
+    ca: &str,
+    req: &RequestCheck<'_>,
+) -> Result<Option<String>, CaError> {
+    let record = store
+        .ca(ca)?
+        .ok_or_else(|| CaError::UnknownCa(ca.to_string()))?;
+    let cert = CaCertificate::parse(
+        &record.certificate_der,
+        &format!("certificate of CA {ca:?}"),
+    )?;
+    if cert.not_after() <= OffsetDateTime::now_utc() {
+        return Err(CaError::IssuerUnusable {
+            ca: ca.to_string(),
+            reason: format!(
+                "its certificate expired at {}; make a new CA",
+                x509::format_time(cert.not_after())
+            ),
+        });
+    }
+    req.validity
+        .check_issuer_end(req.days, ca, cert.not_after())?;
+    // A serial as long as the ones drawn from the token, so the size check is exact.
+    let serial = Serial::new(&[0x7f; 16])?;
+    let notice = x509::build::check_issuable(
+        &IssueParams {
+            subject: req.subject,
+            public_key: req.public_key.unwrap_or(cert.public_key()),
+            profile: req.profile,
+            serial: &serial,
+            not_before: req.validity.not_before,
+            not_after: req.validity.not_after,
+            sans: req.sans,
+            path_len: req.path_len,
+        },
+        Some(&cert),
+    )?;
+    Ok(notice)
 }
 
 /// A fresh serial: 128 bits from the token's RNG (at least 64 are required), positive, not
@@ -481,13 +683,18 @@ pub fn revoke(
 pub fn generate_crl(
     store: &Store,
     issuer: &Issuer<'_>,
-    days: u32,
+    days: u64,
     operator: Operator,
 ) -> Result<(Vec<u8>, u64), CaError> {
-    if days == 0 {
-        return Err(CaError::ZeroDays);
-    }
     let name = issuer.record.name.clone();
+    // Checked here too (the command checks before it opens the token): nothing is signed
+    // for a window that is refused.
+    crl_next_update(
+        &name,
+        issuer.cert.not_after(),
+        OffsetDateTime::now_utc(),
+        days,
+    )?;
     let entry = AuditEntry::new("crl.generate", operator)
         .param("ca", name.clone())
         .param("days", days.to_string());
@@ -504,7 +711,7 @@ pub fn generate_crl(
             })
             .collect();
         let this_update = OffsetDateTime::now_utc();
-        let next_update = this_update + Duration::days(i64::from(days));
+        let next_update = crl_next_update(&name, issuer.cert.not_after(), this_update, days)?;
         let der = x509::build_crl(
             &CrlParams {
                 crl_number: number,
@@ -521,4 +728,129 @@ pub fn generate_crl(
         tx.add_param("revoked", revoked.len().to_string());
         Ok((der, number))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_parse_as_whole_positive_numbers_with_clear_messages() {
+        assert_eq!(parse_days("7"), Ok(7));
+        assert_eq!(parse_days(" 366 "), Ok(366));
+        assert_eq!(parse_days("3000000"), Ok(3_000_000));
+        for (text, needle) in [
+            ("0", "at least 1"),
+            ("-5", "negative"),
+            ("-0", "negative"),
+            ("", "number of days"),
+            ("abc", "not a whole number"),
+            ("7.5", "not a whole number"),
+            ("+7", "not a whole number"),
+            ("1e3", "not a whole number"),
+            ("99999999999999999999999", "far beyond every maximum"),
+            ("7\u{202e}", "\\u{202e}"),
+        ] {
+            let err = parse_days(text).unwrap_err();
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn no_day_count_panics_and_each_is_refused_with_the_maximum() {
+        let now = OffsetDateTime::now_utc();
+        for profile in Profile::ALL {
+            for days in [
+                3_000_000,
+                1_000_000,
+                u64::from(u32::MAX),
+                i64::MAX as u64,
+                u64::MAX,
+            ] {
+                let err = Validity::for_profile_from(profile, Some(days), now).unwrap_err();
+                let CaError::ValidityTooLong { max_days, .. } = &err else {
+                    panic!("{profile} {days}: {err}")
+                };
+                assert!(*max_days > 0);
+                let text = err.to_string();
+                assert!(text.contains(&format!("--days {days}")), "{text}");
+                assert!(text.contains("maximum"), "{text}");
+            }
+            assert!(matches!(
+                Validity::for_profile_from(profile, Some(0), now),
+                Err(CaError::ZeroDays)
+            ));
+            // The maximum itself is accepted, one more day is not.
+            let max = (profile.max_not_after(whole_seconds_now(now)) - whole_seconds_now(now))
+                .whole_days() as u64;
+            assert!(Validity::for_profile_from(profile, Some(max), now).is_ok());
+            assert!(Validity::for_profile_from(profile, Some(max + 1), now).is_err());
+        }
+        // Near the end of time the maxima stop at 9999-12-31, and nothing panics.
+        let late = OffsetDateTime::from_unix_timestamp(253_370_764_800).unwrap(); // 9999-01-01
+        let v = Validity::for_profile_from(Profile::Root, None, late).unwrap();
+        assert_eq!(v.not_after, x509::limits::latest_x509_time());
+        assert!(Validity::for_profile_from(Profile::Root, Some(400), late).is_err());
+    }
+
+    fn whole_seconds_now(t: OffsetDateTime) -> OffsetDateTime {
+        x509::whole_seconds(t)
+    }
+
+    #[test]
+    fn an_explicit_validity_past_the_issuer_is_refused_with_what_fits() {
+        let now = OffsetDateTime::now_utc();
+        let v = Validity::for_profile_from(Profile::Client, Some(365), now).unwrap();
+        let ca_end = now + Duration::days(30);
+        let err = v.check_issuer_end(Some(365), "root", ca_end).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("--days 365 reaches past the end of CA \"root\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("--days 29 or fewer") || text.contains("--days 30 or fewer"),
+            "{text}"
+        );
+        // The default is cut later (with a notice), not refused.
+        assert!(v.check_issuer_end(None, "root", ca_end).is_ok());
+    }
+
+    #[test]
+    fn crl_windows_are_checked_without_overflow() {
+        let now = OffsetDateTime::now_utc();
+        let ca_end = now + Duration::days(3650);
+        assert_eq!(
+            crl_next_update("c", ca_end, now, 7).unwrap(),
+            now + Duration::days(7)
+        );
+        assert!(crl_next_update("c", ca_end, now, 366).is_ok());
+        for days in [367, 1_000_000, 3_000_000, u64::MAX] {
+            let err = crl_next_update("c", ca_end, now, days).unwrap_err();
+            assert!(matches!(err, CaError::CrlTooLong { max: 366, .. }), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("--days {days}")) && text.contains("366"),
+                "{text}"
+            );
+        }
+        assert!(matches!(
+            crl_next_update("c", ca_end, now, 0),
+            Err(CaError::ZeroDays)
+        ));
+        // Not after the CA's own end.
+        let soon = now + Duration::days(5);
+        let err = crl_next_update("c", soon, now, 7).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CaError::CrlPastIssuer {
+                    max_days: 4 | 5,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--days 7"), "{err}");
+    }
 }

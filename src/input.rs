@@ -37,7 +37,8 @@ impl InputKind {
     /// The largest file accepted, in bytes.
     pub const fn cap(self) -> u64 {
         match self {
-            Self::Csr | Self::PrivateKey | Self::Attestation => 64 << 10,
+            Self::Csr => crate::x509::limits::MAX_CSR_BYTES as u64,
+            Self::PrivateKey | Self::Attestation => 64 << 10,
             Self::Certificate => 1 << 20,
             Self::TrustedFile => 1 << 20,
             Self::Secret => 4 << 10,

@@ -22,13 +22,18 @@ const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
 /// OID of `rsaEncryption` (RFC 8017).
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
+/// Smallest RSA modulus hsmsign certifies or signs with, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+/// Largest RSA modulus hsmsign certifies or signs with, in bits (what the verifiers it uses
+/// accept).
+pub const MAX_RSA_BITS: usize = 8192;
 
 /// Errors of the signing layer.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     /// The public key is of a kind hsmsign does not sign with.
     #[error(
-        "unsupported public key ({0}): hsmsign signs with EC P-256, EC P-384 and RSA keys of 2048 bits or more"
+        "unsupported public key ({0}): hsmsign supports EC P-256, EC P-384 and RSA keys of 2048 to 8192 bits"
     )]
     UnsupportedKey(String),
     /// A signature algorithm that does not fit the key was asked for.
@@ -333,6 +338,13 @@ impl PublicKey {
                 }
             }
             OID_RSA => {
+                // The size first: a modulus beyond what the RSA decoder takes is a key of an
+                // unsupported size, not a malformed one.
+                if let Some(bits) = rsa_modulus_bits(&raw)
+                    && !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits)
+                {
+                    return Err(SignError::UnsupportedKey(format!("RSA-{bits}")));
+                }
                 let key = rsa::RsaPublicKey::from_public_key_der(der).map_err(|e| {
                     SignError::Malformed {
                         what: "RSA public key",
@@ -340,7 +352,7 @@ impl PublicKey {
                     }
                 })?;
                 let bits = rsa::traits::PublicKeyParts::n_bits_precision(&key) as usize;
-                if bits < 2048 {
+                if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
                     return Err(SignError::UnsupportedKey(format!("RSA-{bits}")));
                 }
                 KeyAlgorithm::Rsa(bits)
@@ -394,6 +406,12 @@ impl PublicKey {
 
     /// Build the SPKI of an RSA key from modulus and public exponent (big-endian bytes).
     pub fn from_rsa_parts(modulus: &[u8], exponent: &[u8]) -> Result<Self, SignError> {
+        // The size first, as for an SPKI: a token key too large for the RSA decoder is of an
+        // unsupported size, not malformed.
+        let bits = unsigned_bits(modulus);
+        if bits > MAX_RSA_BITS || (bits > 0 && bits < MIN_RSA_BITS) {
+            return Err(SignError::UnsupportedKey(format!("RSA-{bits}")));
+        }
         let n = rsa::BoxedUint::from_be_slice_vartime(modulus);
         let e = rsa::BoxedUint::from_be_slice_vartime(exponent);
         let key = rsa::RsaPublicKey::new(n, e).map_err(|e| SignError::Malformed {
@@ -648,13 +666,42 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
     out
 }
 
-fn curve_name(oid: &str) -> String {
-    match oid {
-        "1.3.132.0.10" => "secp256k1".into(),
-        "1.3.132.0.35" => "P-521".into(),
-        "" => "(none given)".into(),
-        other => other.into(),
+/// The bit length of the modulus of a PKCS#1 `RSAPublicKey { n, e }`, or `None` if it does not
+/// decode (the RSA decoder then says what is wrong).
+fn rsa_modulus_bits(pkcs1: &[u8]) -> Option<usize> {
+    #[derive(der::Sequence)]
+    struct RsaPublicKeyRef<'a> {
+        n: der::asn1::UintRef<'a>,
+        e: der::asn1::UintRef<'a>,
     }
+    let key = RsaPublicKeyRef::from_der(pkcs1).ok()?;
+    Some(unsigned_bits(key.n.as_bytes()))
+}
+
+/// The bit length of a big-endian unsigned number (leading zero octets allowed).
+fn unsigned_bits(be: &[u8]) -> usize {
+    let start = be.iter().position(|&b| b != 0).unwrap_or(be.len());
+    match be.get(start) {
+        Some(&first) => (be.len() - start) * 8 - first.leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+/// How a message names an EC curve: its common name and OID, or why there is none.
+fn curve_name(oid: &str) -> String {
+    let named = |name: &str| format!("{name} (OID {oid})");
+    let text = match oid {
+        "1.3.132.0.10" => named("secp256k1"),
+        "1.3.132.0.35" => named("P-521"),
+        "1.3.36.3.3.2.8.1.1.7" => named("brainpoolP256r1"),
+        "1.3.36.3.3.2.8.1.1.11" => named("brainpoolP384r1"),
+        "1.3.36.3.3.2.8.1.1.13" => named("brainpoolP512r1"),
+        "1.3.132.0.33" => named("P-224"),
+        "1.2.840.10045.3.1.1" => named("P-192"),
+        "" => "(no named curve: explicit curve parameters are not accepted)".into(),
+        other => format!("OID {other}"),
+    };
+    format!("{text}; supported curves are P-256 (OID {OID_P256}) and P-384 (OID {OID_P384})")
 }
 
 /// A software key, for unit tests of code above the signer. Never used by the binary.
@@ -837,5 +884,30 @@ mod tests {
         let sig = sign(&key, SignatureAlgorithm::EcdsaSha512, b"m").unwrap();
         pk.verify(SignatureAlgorithm::EcdsaSha512, b"m", &sig)
             .unwrap();
+    }
+
+    #[test]
+    fn rsa_keys_outside_the_range_are_named_by_size_not_called_malformed() {
+        let mut n = vec![0xffu8; 16384 / 8];
+        n[0] = 0xc1;
+        for (modulus, bits) in [(n.clone(), 16384), (n[..1024].to_vec(), 8192)] {
+            let got = PublicKey::from_rsa_parts(&modulus, &[1, 0, 1]);
+            if bits > MAX_RSA_BITS {
+                let err = got.unwrap_err().to_string();
+                assert!(
+                    err.contains("RSA-16384") && err.contains("2048 to 8192"),
+                    "{err}"
+                );
+            } else {
+                // 8192 is inside the range: not refused for its size.
+                assert!(!matches!(got, Err(SignError::UnsupportedKey(_))), "{bits}");
+            }
+        }
+        let err = PublicKey::from_rsa_parts(&n[..128], &[1, 0, 1])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("RSA-1024"), "{err}");
+        assert_eq!(unsigned_bits(&[0, 0, 0x01, 0xff]), 9);
+        assert_eq!(unsigned_bits(&[0, 0]), 0);
     }
 }

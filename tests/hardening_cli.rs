@@ -422,7 +422,7 @@ fn inputs_that_block_or_never_end_are_refused_at_once() {
         "--out",
         "x.pem",
     ]);
-    refused(&out, "larger than 65536 bytes");
+    refused(&out, "65536");
     assert!(!pki.path("x.pem").exists());
 }
 

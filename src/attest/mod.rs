@@ -215,7 +215,7 @@ pub enum AttestError {
     /// A public key in the chain cannot be used.
     #[error(
         "the public key of '{subject}' cannot be used: {reason}. hsmsign works with EC P-256, \
-         EC P-384 and RSA (2048 bits or more) keys"
+         EC P-384 and RSA (2048 to 8192 bits) keys"
     )]
     UnsupportedKey {
         /// The certificate holding the key.

@@ -8,7 +8,9 @@ use hsmsign::input::InputKind;
 use hsmsign::output::AtomicFile;
 use hsmsign::signer::pem_encode;
 use hsmsign::store::{CaRecord, Store};
-use hsmsign::x509::{CaCertificate, DistinguishedName, Profile, format_time, parse_csr};
+use hsmsign::x509::{
+    CaCertificate, CertificateRequest, DistinguishedName, Profile, format_time, parse_ca_csr,
+};
 use serde_json::json;
 
 use super::handle::KeyHandle;
@@ -29,10 +31,10 @@ pub enum CaCmd {
         #[arg(long, value_name = "DN")]
         subject: String,
         /// Validity in days (default 20 years, at most 25).
-        #[arg(long)]
-        days: Option<u32>,
+        #[arg(long, value_parser = days_arg, allow_hyphen_values = true)]
+        days: Option<u64>,
         /// pathLenConstraint: how many intermediate levels may follow.
-        #[arg(long)]
+        #[arg(long, value_parser = path_len_arg, allow_hyphen_values = true)]
         path_len: Option<u8>,
         /// Also write the certificate (PEM) here.
         #[arg(long)]
@@ -55,11 +57,11 @@ pub enum CaCmd {
         /// Subject DN.
         #[arg(long, value_name = "DN")]
         subject: String,
-        /// Validity in days (default 10 years; never beyond the issuer's).
-        #[arg(long)]
-        days: Option<u32>,
+        /// Validity in days (default 10 years, at most 20; never beyond the issuer's).
+        #[arg(long, value_parser = days_arg, allow_hyphen_values = true)]
+        days: Option<u64>,
         /// pathLenConstraint (default 0: it issues end-entity certificates only).
-        #[arg(long)]
+        #[arg(long, value_parser = path_len_arg, allow_hyphen_values = true)]
         path_len: Option<u8>,
         /// Also write the certificate (PEM) here.
         #[arg(long)]
@@ -76,11 +78,11 @@ pub enum CaCmd {
         /// The CSR (PEM or DER); its signature is verified first.
         #[arg(long, value_name = "FILE")]
         csr: PathBuf,
-        /// Validity in days (default 10 years; never beyond the issuer's).
-        #[arg(long)]
-        days: Option<u32>,
+        /// Validity in days (default 10 years, at most 20; never beyond the issuer's).
+        #[arg(long, value_parser = days_arg, allow_hyphen_values = true)]
+        days: Option<u64>,
         /// pathLenConstraint (default 0).
-        #[arg(long)]
+        #[arg(long, value_parser = path_len_arg, allow_hyphen_values = true)]
         path_len: Option<u8>,
         /// Where to write the certificate (PEM).
         #[arg(long)]
@@ -132,9 +134,9 @@ pub enum CrlCmd {
         /// The CA.
         #[arg(long, value_name = "CA")]
         ca: String,
-        /// nextUpdate this many days from now.
-        #[arg(long, default_value_t = 7)]
-        days: u32,
+        /// nextUpdate this many days from now (at most 366, and not after the CA's end).
+        #[arg(long, default_value_t = hsmsign::x509::limits::DEFAULT_CRL_DAYS, value_parser = days_arg, allow_hyphen_values = true)]
+        days: u64,
         /// The file to write (PEM).
         #[arg(long)]
         out: PathBuf,
@@ -142,6 +144,27 @@ pub enum CrlCmd {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `--days`: a whole number of days, at least 1 (the maximum is checked where it is known).
+pub(super) fn days_arg(s: &str) -> Result<u64, String> {
+    ca::parse_days(s)
+}
+
+/// `--path-len`: how many levels of intermediate CAs may follow, 0 to 255.
+fn path_len_arg(s: &str) -> Result<u8, String> {
+    let t = s.trim();
+    if !t.is_empty()
+        && t.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(n) = t.parse::<u8>()
+    {
+        return Ok(n);
+    }
+    Err(format!(
+        "`{}` is not a path length: give a whole number from 0 to 255 (how many levels of \
+         intermediate CAs may follow; 0 = it issues end-entity certificates only)",
+        hsmsign::x509::limits::escape_for_display(t)
+    ))
 }
 
 pub(super) fn parse_dn(s: &str) -> Result<DistinguishedName, Failure> {
@@ -241,7 +264,7 @@ fn prepare_new_ca(
     name: &str,
     key: &str,
     subject: &str,
-    days: Option<u32>,
+    days: Option<u64>,
     profile: Profile,
     out: &Option<PathBuf>,
     force: bool,
@@ -325,6 +348,20 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                 &out,
                 force,
             )?;
+            // The issuer's end and path length, before any token is opened.
+            ca::check_request(
+                &store,
+                &issuer,
+                &ca::RequestCheck {
+                    subject: &subject,
+                    public_key: None,
+                    profile: Profile::Intermediate,
+                    sans: &[],
+                    validity,
+                    days,
+                    path_len: Some(path_len.unwrap_or(0)),
+                },
+            )?;
             let issued = with_issuer(ctx, &store, &issuer, |iss, issuer_handle| {
                 // The new CA's key may sit on the issuer's token or YubiKey, or on another one.
                 let subject_handle = ctx.open_other(issuer_handle, &key, &store)?;
@@ -362,13 +399,34 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             out,
             force,
         } => {
-            let bytes = hsmsign::input::read(&csr, InputKind::Csr)?;
-            let request = parse_csr(&bytes, &csr.display().to_string())?;
+            let bytes = hsmsign::x509::read_csr_file(&csr)?;
+            // A request for a CA: CA:TRUE, keyCertSign and cRLSign are what it should ask for.
+            let request = parse_ca_csr(&bytes, &csr.display().to_string())?;
             let subject = request.subject()?;
             let validity = Validity::for_profile(Profile::Intermediate, days)?;
+            let path_len = path_len.unwrap_or(0);
             hsmsign::output::check_distinct(&[&out], &[&csr])?;
             let out_file = AtomicFile::create(&out, force)?;
             let store = ctx.require_store()?;
+            let capped = ca::check_request(
+                &store,
+                &issuer,
+                &ca::RequestCheck {
+                    subject: &subject,
+                    public_key: Some(request.public_key()),
+                    profile: Profile::Intermediate,
+                    sans: &[],
+                    validity,
+                    days,
+                    path_len: Some(path_len),
+                },
+            )?;
+            for w in request.ignored() {
+                ctx.warn(format!("CSR: {w}"));
+            }
+            if let Some(note) = requested_constraints_note(&request, path_len) {
+                ctx.warn(note);
+            }
             let issued = with_issuer(ctx, &store, &issuer, |iss, handle| {
                 let serial = ca::fresh_serial(&store, &mut |n| handle.random(n))?;
                 Ok(ca::issue_certificate(
@@ -380,7 +438,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                         profile: Profile::Intermediate,
                         sans: &[],
                         validity,
-                        path_len: Some(path_len.unwrap_or(0)),
+                        path_len: Some(path_len),
                         serial: &serial,
                         key_source: "csr".into(),
                         csr: Some(&request),
@@ -400,17 +458,25 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                     issued.serial
                 ),
             )?;
-            if let Some(n) = &issued.notice {
+            if let Some(n) = issued.notice.as_ref().or(capped.as_ref()) {
                 ctx.warn(n);
             }
+            let carries = carried_constraints(path_len);
             ctx.emit(
                 format!(
-                    "Signed an intermediate CA certificate for {} (serial {}); wrote {}.\nIt is recorded as a certificate; this appliance does not hold its key.",
+                    "Signed an intermediate CA certificate for {} (serial {}); wrote {}.\nIt carries {carries}.\nIt is recorded as a certificate; this appliance does not hold its key.",
                     subject,
                     issued.serial,
                     out.display()
                 ),
-                json!({"serial": issued.serial.to_string(), "subject": subject.to_string(), "out": out, "audit_seq": issued.audit_seq}),
+                json!({
+                    "serial": issued.serial.to_string(),
+                    "subject": subject.to_string(),
+                    "out": out,
+                    "audit_seq": issued.audit_seq,
+                    "basic_constraints": {"ca": true, "path_len": path_len, "critical": true},
+                    "key_usage": ["keyCertSign", "cRLSign"],
+                }),
             );
             Ok(())
         }
@@ -532,6 +598,37 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
     }
 }
 
+/// What an intermediate CA certificate with `path_len` carries, for the output.
+fn carried_constraints(path_len: u8) -> String {
+    let reach = match path_len {
+        0 => "it may issue end-entity certificates only".to_string(),
+        1 => "one more level of intermediate CAs may follow it".to_string(),
+        n => format!("{n} more levels of intermediate CAs may follow it"),
+    };
+    format!(
+        "basicConstraints critical CA:TRUE, pathlen:{path_len} ({reach}) and keyUsage critical keyCertSign, cRLSign"
+    )
+}
+
+/// A notice when the request's basicConstraints differ from what the certificate will carry.
+fn requested_constraints_note(request: &CertificateRequest, path_len: u8) -> Option<String> {
+    let asked = request.requested_basic_constraints()?;
+    if !asked.ca {
+        return Some(format!(
+            "CSR: the request asks for basicConstraints CA:FALSE; an intermediate CA certificate carries CA:TRUE, pathlen:{path_len}"
+        ));
+    }
+    match asked.path_len {
+        Some(p) if p == path_len => None,
+        Some(p) => Some(format!(
+            "CSR: the request asks for pathlen:{p}; the certificate carries pathlen:{path_len} (--path-len decides; default 0)"
+        )),
+        None => Some(format!(
+            "CSR: the request asks for no path length limit; the certificate carries pathlen:{path_len} (--path-len decides; default 0)"
+        )),
+    }
+}
+
 fn finish_ca(
     ctx: &Ctx,
     store: &Store,
@@ -576,6 +673,26 @@ pub fn run_crl(ctx: &Ctx, cmd: CrlCmd) -> CmdResult {
         } => {
             let out_file = AtomicFile::create(&out, force)?;
             let store = ctx.require_store()?;
+            // The window, before the token is opened.
+            let record = store
+                .ca(&name)?
+                .ok_or_else(|| ca::CaError::UnknownCa(name.clone()))?;
+            let cert = CaCertificate::parse(
+                &record.certificate_der,
+                &format!("certificate of CA {name:?}"),
+            )?;
+            ca::crl_next_update(
+                &name,
+                cert.not_after(),
+                time::OffsetDateTime::now_utc(),
+                days,
+            )?;
+            if !cert.can_sign_crl() {
+                return Err(hsmsign::x509::IssueError::CannotSignCrl {
+                    subject: cert.subject().to_string(),
+                }
+                .into());
+            }
             let (der, number) = with_issuer(ctx, &store, &name, |iss, handle| {
                 Ok(ca::generate_crl(
                     &store,

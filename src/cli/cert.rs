@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use hsmsign::ca::{self, CertRequest, Validity};
-use hsmsign::input::InputKind;
 use hsmsign::output::AtomicFile;
 use hsmsign::signer::{PublicKey, pem_encode};
 use hsmsign::store::{CertificateRecord, Store};
@@ -50,9 +49,10 @@ pub enum CertCmd {
         /// Subject alternative names: DNS:host,IP:1.2.3.4,URI:...,email:... (added to the CSR's).
         #[arg(long, value_name = "LIST")]
         san: Option<String>,
-        /// Validity in days (default 2 years for instances, 1 year for signing).
-        #[arg(long)]
-        days: Option<u32>,
+        /// Validity in days (default 2 years for instances, 1 year for signing; at most 10 and
+        /// 5 years; never beyond the CA's end).
+        #[arg(long, value_parser = super::ca::days_arg, allow_hyphen_values = true)]
+        days: Option<u64>,
         /// Write the certificate (PEM) here.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -176,7 +176,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
             let validity = Validity::for_profile(profile, days)?;
             let csr = match &source.csr {
                 Some(path) => {
-                    let bytes = hsmsign::input::read(path, InputKind::Csr)?;
+                    let bytes = hsmsign::x509::read_csr_file(path)?;
                     Some(parse_csr(&bytes, &path.display().to_string())?)
                 }
                 None => None,
@@ -190,6 +190,9 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                         sans.push(s.clone());
                     }
                 }
+                hsmsign::x509::san::check_count(sans.len()).map_err(|e| {
+                    anyhow::anyhow!("--san and the names requested in {}: {e}", c_path(&source))
+                })?;
             }
             let subject = match (subject, &csr) {
                 (Some(s), _) => s,
@@ -249,15 +252,25 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
             }
             let store = ctx.require_store()?;
             let chain = chain_of(&store, &ca_name)?;
-            // An explicit --days that reaches past the issuer is a mistake to point out; the
-            // default validity is cut to the issuer's end instead (with a notice).
-            if days.is_some() && validity.not_after > chain[0].not_after {
-                return Err(Failure::Failed(anyhow::anyhow!(
-                    "--days {} reaches past the end of CA {ca_name:?} ({}); a certificate cannot outlive its issuer. Ask for fewer days, or leave --days out to end with the CA",
-                    days.unwrap_or_default(),
-                    format_time(chain[0].not_after)
-                )));
-            }
+            // The whole request against the CA, before the token: an explicit --days that
+            // reaches past the issuer is a mistake to point out (the default validity is cut to
+            // the issuer's end instead, with a notice); path length, profile rules, names, size.
+            ca::check_request(
+                &store,
+                &ca_name,
+                &ca::RequestCheck {
+                    subject: &subject,
+                    public_key: csr
+                        .as_ref()
+                        .map(|c| c.public_key())
+                        .or(generated.as_ref().map(|g| g.public_key())),
+                    profile,
+                    sans: &sans,
+                    validity,
+                    days,
+                    path_len: None,
+                },
+            )?;
             // 2. The token: sign inside one audited transaction.
             let issued = with_issuer(ctx, &store, &ca_name, |iss, issuer_handle| {
                 let mut token_key_public: Option<PublicKey> = None;
@@ -466,6 +479,15 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
             Ok(())
         }
     }
+}
+
+/// The CSR's file name, for messages.
+fn c_path(source: &KeySource) -> String {
+    source
+        .csr
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 fn unreachable_source<T>() -> Result<T, Failure> {

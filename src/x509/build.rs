@@ -17,13 +17,14 @@ use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIden
 use x509_cert::time::{Time, Validity};
 
 use super::dn::{DistinguishedName, DnError, describe_name_der};
+use super::limits::{MAX_CERTIFICATE_BYTES, latest_x509_time};
 use super::profile::{PlannedExtension, Profile, ProfileError};
 use super::san::SanEntry;
 use super::{
     SignedRaw, assemble_signed, first_pem_block, format_time, from_x509_time,
     parse_signature_algorithm, signature_algorithm_identifier, to_x509_time, whole_seconds,
 };
-use crate::signer::{self, PublicKey, SignError, SignatureAlgorithm, SigningKey};
+use crate::signer::{self, KeyAlgorithm, PublicKey, SignError, SignatureAlgorithm, SigningKey};
 
 /// Errors in issuing certificates and CRLs, and in reading CA certificates.
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +193,17 @@ pub enum IssueError {
     CannotSignCrl {
         /// Its subject.
         subject: String,
+    },
+    /// The certificate would be larger than hsmsign signs.
+    #[error(
+        "the certificate would be up to {size} bytes; hsmsign signs certificates of at most {max} \
+         bytes: give fewer or shorter subject alternative names or name attributes"
+    )]
+    TooLarge {
+        /// The planned size (with the largest signature the key makes).
+        size: usize,
+        /// The limit.
+        max: usize,
     },
     /// The CRL request is not usable.
     #[error("invalid CRL: {0}")]
@@ -671,6 +683,97 @@ pub fn issue(
     issuer: Option<&CaCertificate>,
     key: &dyn SigningKey,
 ) -> Result<IssuedCertificate, IssueError> {
+    let plan = plan(params, issuer, key.public_key(), &|| key.name())?;
+    let signature = signer::sign(key, plan.alg, &plan.tbs_der)?;
+    let der = assemble_signed(&plan.tbs_der, &plan.alg_id, &signature)
+        .map_err(encoding("certificate"))?;
+
+    let expected = Expected {
+        tbs_der: &plan.tbs_der,
+        alg: plan.alg,
+        issuer_key: key.public_key(),
+        issuer_der: &plan.issuer_der,
+        subject_der: &plan.subject_der,
+        serial: params.serial,
+        spki_der: params.public_key.spki_der(),
+        not_before: plan.not_before,
+        not_after: plan.not_after,
+        extensions: &plan.extensions,
+    };
+    check_certificate(&der, &expected).map_err(|detail| IssueError::SelfCheck {
+        what: "certificate",
+        detail,
+    })?;
+    if params.profile.is_ca() {
+        CaCertificate::parse(&der, "the new CA certificate").map_err(|e| {
+            IssueError::SelfCheck {
+                what: "certificate",
+                detail: format!("it does not read back as a CA certificate: {e}"),
+            }
+        })?;
+    }
+    Ok(IssuedCertificate {
+        der,
+        serial: params.serial.clone(),
+        not_before: plan.not_before,
+        not_after: plan.not_after,
+        capped_from: plan.capped_from,
+        signature_algorithm: plan.alg,
+    })
+}
+
+/// Check everything [`issue`] would check before it signs, without a key: for a request check
+/// before the token is touched. `issuer` is the issuing CA's certificate, `None` for a root
+/// (which then certifies `params.public_key` with itself). Returns the notice [`issue`] would
+/// give when the validity is cut to the issuer's.
+pub fn check_issuable(
+    params: &IssueParams<'_>,
+    issuer: Option<&CaCertificate>,
+) -> Result<Option<String>, IssueError> {
+    let signer_key = issuer.map_or(params.public_key, |ca| ca.public_key());
+    let plan = plan(params, issuer, signer_key, &|| {
+        "the issuing CA's key".to_string()
+    })?;
+    Ok(plan.capped_from.map(|asked| {
+        format!(
+            "validity shortened to end with the issuing CA's: notAfter {} instead of {}",
+            format_time(plan.not_after),
+            format_time(asked)
+        )
+    }))
+}
+
+/// A certificate ready to be signed.
+struct Plan {
+    tbs_der: Vec<u8>,
+    alg: SignatureAlgorithm,
+    alg_id: AlgorithmIdentifierOwned,
+    issuer_der: Vec<u8>,
+    subject_der: Vec<u8>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    capped_from: Option<OffsetDateTime>,
+    extensions: Vec<PlannedExtension>,
+}
+
+/// The longest DER signature `alg` makes with a key of `key`'s kind.
+fn max_signature_len(key: &PublicKey) -> usize {
+    match key.algorithm() {
+        KeyAlgorithm::EcP256 => 72,
+        KeyAlgorithm::EcP384 => 104,
+        KeyAlgorithm::Rsa(bits) => bits.div_ceil(8),
+    }
+}
+
+/// Decide and encode everything to be signed, checking the request: who signs, path length,
+/// validity, names, extensions, and the size of the result. `signer` is the public key that
+/// will sign (`signer_name` names it in messages).
+fn plan(
+    params: &IssueParams<'_>,
+    issuer: Option<&CaCertificate>,
+    signer: &PublicKey,
+    signer_name: &dyn Fn() -> String,
+) -> Result<Plan, IssueError> {
     let profile = params.profile;
     // Who signs, and may they?
     match (profile, issuer) {
@@ -681,11 +784,11 @@ pub fn issue(
             ));
         }
         (Profile::Root, None) => {
-            if key.public_key() != params.public_key {
+            if signer != params.public_key {
                 return Err(IssueError::SelfSignedKeyMismatch {
                     subject: params.public_key.fingerprint_hex(),
-                    key: key.name(),
-                    signing: key.public_key().fingerprint_hex(),
+                    key: signer_name(),
+                    signing: signer.fingerprint_hex(),
                 });
             }
         }
@@ -695,9 +798,9 @@ pub fn issue(
             ));
         }
         (_, Some(ca)) => {
-            if key.public_key() != ca.public_key() {
+            if signer != ca.public_key() {
                 return Err(IssueError::IssuerKeyMismatch {
-                    key: key.name(),
+                    key: signer_name(),
                     issuer: ca.subject().to_string(),
                 });
             }
@@ -729,6 +832,13 @@ pub fn issue(
             "notAfter {} is not after notBefore {}",
             format_time(asked_not_after),
             format_time(not_before)
+        )));
+    }
+    if asked_not_after > latest_x509_time() {
+        return Err(IssueError::Validity(format!(
+            "notAfter {} is after {}, the last time a certificate can carry",
+            format_time(asked_not_after),
+            format_time(latest_x509_time())
         )));
     }
     let limit = profile.max_not_after(not_before);
@@ -766,19 +876,19 @@ pub fn issue(
         Some(ca) => ca.key_id().to_vec(),
         None => params.public_key.key_identifier(),
     };
-    let planned = profile.extensions(
+    let extensions = profile.extensions(
         params.public_key,
         &authority_key_id,
         params.sans,
         params.path_len,
     )?;
-    let extensions = planned
+    let encoded = extensions
         .iter()
         .map(PlannedExtension::encode)
         .collect::<Result<Vec<_>, _>>()
         .map_err(encoding("extensions"))?;
 
-    let alg = key.public_key().algorithm().default_signature();
+    let alg = signer.algorithm().default_signature();
     let alg_id = signature_algorithm_identifier(alg).map_err(encoding("signature algorithm"))?;
     let validity = Validity::new(
         to_x509_time(not_before).map_err(encoding("notBefore"))?,
@@ -792,43 +902,32 @@ pub fn issue(
         validity,
         subject: AnyRef::from_der(&subject_der).map_err(encoding("subject name"))?,
         spki: AnyRef::from_der(params.public_key.spki_der()).map_err(encoding("public key"))?,
-        extensions: Some(extensions),
+        extensions: Some(encoded),
     };
     let tbs_der = tbs.to_der().map_err(encoding("TBSCertificate"))?;
-    let signature = signer::sign(key, alg, &tbs_der)?;
-    let der = assemble_signed(&tbs_der, &alg_id, &signature).map_err(encoding("certificate"))?;
-
-    let expected = Expected {
-        tbs_der: &tbs_der,
-        alg,
-        issuer_key: key.public_key(),
-        issuer_der: &issuer_der,
-        subject_der: &subject_der,
-        serial: params.serial,
-        spki_der: params.public_key.spki_der(),
-        not_before,
-        not_after,
-        extensions: &planned,
-    };
-    check_certificate(&der, &expected).map_err(|detail| IssueError::SelfCheck {
-        what: "certificate",
-        detail,
-    })?;
-    if profile.is_ca() {
-        CaCertificate::parse(&der, "the new CA certificate").map_err(|e| {
-            IssueError::SelfCheck {
-                what: "certificate",
-                detail: format!("it does not read back as a CA certificate: {e}"),
-            }
-        })?;
+    // SEQUENCE { tbs, algorithm, BIT STRING signature }: 4 octets per header at most, one for
+    // the BIT STRING's unused-bits count.
+    let alg_id_len = alg_id
+        .to_der()
+        .map_err(encoding("signature algorithm"))?
+        .len();
+    let size = tbs_der.len() + alg_id_len + max_signature_len(signer) + 4 + 4 + 1;
+    if size > MAX_CERTIFICATE_BYTES {
+        return Err(IssueError::TooLarge {
+            size,
+            max: MAX_CERTIFICATE_BYTES,
+        });
     }
-    Ok(IssuedCertificate {
-        der,
-        serial: params.serial.clone(),
+    Ok(Plan {
+        tbs_der,
+        alg,
+        alg_id,
+        issuer_der,
+        subject_der,
         not_before,
         not_after,
         capped_from,
-        signature_algorithm: alg,
+        extensions,
     })
 }
 

@@ -17,6 +17,7 @@ use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber, CrlReason};
 use x509_cert::time::Time;
 
 use super::build::{CaCertificate, IssueError, Serial, encoding};
+use super::limits::MAX_CRL_DAYS;
 use super::{
     SignedRaw, assemble_signed, format_time, from_x509_time, parse_signature_algorithm,
     signature_algorithm_identifier, to_x509_time, whole_seconds,
@@ -216,6 +217,13 @@ pub fn build_crl(
     if next_update <= this_update {
         return Err(IssueError::Crl(format!(
             "nextUpdate {} is not after thisUpdate {}",
+            format_time(next_update),
+            format_time(this_update)
+        )));
+    }
+    if next_update - this_update > time::Duration::days(MAX_CRL_DAYS as i64) {
+        return Err(IssueError::Crl(format!(
+            "nextUpdate {} is more than {MAX_CRL_DAYS} days after thisUpdate {}",
             format_time(next_update),
             format_time(this_update)
         )));

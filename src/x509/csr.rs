@@ -1,12 +1,20 @@
 //! PKCS#10 certificate signing requests (RFC 2986).
 //!
 //! [`parse_csr`] takes PEM or DER (detected), checks the key is one hsmsign certifies (EC P-256,
-//! EC P-384, RSA of 2048 bits or more), and verifies the self-signature with the digest the
+//! EC P-384, RSA of 2048 to 8192 bits), and verifies the self-signature with the digest the
 //! signature algorithm names, on the curve of the KEY: openssl signs a P-384 request with
 //! SHA-256 by default, and that is accepted. From the extensionRequest attribute it takes the
-//! subject alternative names; it refuses requests for CA:TRUE, keyCertSign or cRLSign, and
-//! unknown critical extensions. Key usages and other non-critical wishes are not honoured (the
-//! profile decides) and are listed in [`CertificateRequest::ignored`].
+//! subject alternative names (at most [`MAX_SANS`]); it refuses requests for CA:TRUE,
+//! keyCertSign or cRLSign, and unknown critical extensions. Key usages and other non-critical
+//! wishes are not honoured (the profile decides) and are listed in
+//! [`CertificateRequest::ignored`].
+//!
+//! [`parse_ca_csr`] reads a request for an intermediate CA certificate (`ca sign-intermediate`):
+//! there CA:TRUE, keyCertSign and cRLSign are what is expected, the requested basicConstraints
+//! are kept for [`CertificateRequest::requested_basic_constraints`], and subject alternative
+//! names are ignored (a CA certificate carries none).
+//!
+//! Requests larger than [`MAX_CSR_BYTES`] are refused before they are decoded.
 
 use der::{Decode, Encode};
 use x509_cert::Certificate;
@@ -16,6 +24,7 @@ use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectAltName
 use x509_cert::request::CertReq;
 
 use super::dn::{DistinguishedName, DnError, describe_name_der};
+use super::limits::{MAX_CSR_BYTES, MAX_SANS};
 use super::san::{SanEntry, SanError};
 use super::{SignedRaw, first_pem_block, parse_signature_algorithm};
 use crate::signer::{PublicKey, SignError, SignatureAlgorithm};
@@ -47,6 +56,27 @@ pub enum CsrError {
         /// What to do.
         hint: &'static str,
     },
+    /// A file too large to be a request hsmsign signs.
+    #[error(
+        "{file} is at least {size} bytes; a certificate signing request hsmsign accepts is at \
+         most {max} bytes: check that this is the right file"
+    )]
+    TooLarge {
+        /// The input's name.
+        file: String,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The file cannot be read.
+    #[error("cannot read CSR {file}: {reason}")]
+    Unreadable {
+        /// The input's name.
+        file: String,
+        /// The system's message.
+        reason: String,
+    },
     /// Damaged PEM or DER.
     #[error("{file} is a damaged certificate signing request ({reason}): create it again")]
     Malformed {
@@ -56,7 +86,10 @@ pub enum CsrError {
         reason: String,
     },
     /// The request's key is not one hsmsign certifies.
-    #[error("{file}: {source}. Create the request with an EC P-256/P-384 or RSA >= 2048-bit key")]
+    #[error(
+        "{file}: {source}. Create the request with an EC P-256/P-384 key or an RSA key of 2048 to \
+         8192 bits"
+    )]
     UnsupportedKey {
         /// The input's name.
         file: String,
@@ -86,8 +119,9 @@ pub enum CsrError {
     },
     /// The request asks for a CA certificate.
     #[error(
-        "{file} asks for a CA certificate ({what}); hsmsign issues CA certificates only with \
-         `ca init` / `ca intermediate`, never from a request"
+        "{file} asks for a CA certificate ({what}), but this command issues end-entity \
+         certificates: create the request without it, or sign it as an intermediate CA with \
+         `hsmsign ca sign-intermediate` if a CA is what is wanted"
     )]
     AsksForCa {
         /// The input's name.
@@ -116,7 +150,8 @@ pub enum CsrError {
     },
     /// The subject cannot be used as is.
     #[error(
-        "the subject of {file} cannot be used ({source}); give the subject explicitly (--subject)"
+        "the subject of {file} cannot be used ({source}); give the subject explicitly \
+         (--subject, where the command has it) or ask for a corrected request"
     )]
     Subject {
         /// The input's name.
@@ -136,6 +171,23 @@ pub struct CertificateRequest {
     signature_algorithm: SignatureAlgorithm,
     sans: Vec<SanEntry>,
     ignored: Vec<String>,
+    basic_constraints: Option<RequestedBasicConstraints>,
+}
+
+/// The basicConstraints a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestedBasicConstraints {
+    /// cA.
+    pub ca: bool,
+    /// pathLenConstraint (`None`: no limit asked for).
+    pub path_len: Option<u8>,
+}
+
+/// What a request is read for: an end-entity certificate, or an intermediate CA certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    EndEntity,
+    Ca,
 }
 
 impl CertificateRequest {
@@ -180,12 +232,76 @@ impl CertificateRequest {
     pub fn ignored(&self) -> &[String] {
         &self.ignored
     }
+
+    /// The basicConstraints the request asks for, if it has that extension.
+    pub fn requested_basic_constraints(&self) -> Option<RequestedBasicConstraints> {
+        self.basic_constraints
+    }
 }
 
-/// Parse and verify a certificate signing request from PEM or DER. `file` names the input in
-/// errors.
+/// Read a request file, at most [`MAX_CSR_BYTES`] of it: a larger file (or a device that never
+/// ends) is refused without being read whole.
+pub fn read_csr_file(path: &std::path::Path) -> Result<Vec<u8>, CsrError> {
+    use crate::input::{InputError, InputKind};
+    use std::io::Read;
+    let file = path.display().to_string();
+    let unreadable = |reason: String| CsrError::Unreadable {
+        file: file.clone(),
+        reason,
+    };
+    let too_large = |size: usize| CsrError::TooLarge {
+        file: file.clone(),
+        size,
+        max: MAX_CSR_BYTES,
+    };
+    // A regular file, opened without blocking: a FIFO or a device never hangs the command.
+    let opened = crate::input::open(path, InputKind::Csr).map_err(|e| match e {
+        InputError::TooLarge { .. } => too_large(
+            std::fs::metadata(path)
+                .ok()
+                .and_then(|m| usize::try_from(m.len()).ok())
+                .unwrap_or(MAX_CSR_BYTES + 1),
+        ),
+        InputError::NotRegular { found, .. } => unreadable(format!(
+            "it is {found}, not a regular file; give the CSR file itself"
+        )),
+        InputError::Io { source, .. } => unreadable(source.to_string()),
+    })?;
+    let mut bytes = Vec::new();
+    opened
+        .take(MAX_CSR_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| unreadable(e.to_string()))?;
+    if bytes.len() > MAX_CSR_BYTES {
+        // The file grew while it was read.
+        return Err(too_large(bytes.len()));
+    }
+    Ok(bytes)
+}
+
+/// Parse and verify a certificate signing request for an end-entity certificate from PEM or
+/// DER. `file` names the input in errors. Requests for a CA certificate are refused.
 pub fn parse_csr(bytes: &[u8], file: &str) -> Result<CertificateRequest, CsrError> {
+    parse(bytes, file, Purpose::EndEntity)
+}
+
+/// Parse and verify a certificate signing request for an intermediate CA certificate: like
+/// [`parse_csr`], but CA:TRUE, keyCertSign and cRLSign are accepted (the requested
+/// basicConstraints are kept, see [`CertificateRequest::requested_basic_constraints`]) and
+/// subject alternative names are ignored.
+pub fn parse_ca_csr(bytes: &[u8], file: &str) -> Result<CertificateRequest, CsrError> {
+    parse(bytes, file, Purpose::Ca)
+}
+
+fn parse(bytes: &[u8], file: &str, purpose: Purpose) -> Result<CertificateRequest, CsrError> {
     let file_s = file.to_string();
+    if bytes.len() > MAX_CSR_BYTES {
+        return Err(CsrError::TooLarge {
+            file: file_s,
+            size: bytes.len(),
+            max: MAX_CSR_BYTES,
+        });
+    }
     let malformed = |reason: String| CsrError::Malformed {
         file: file_s.clone(),
         reason,
@@ -278,6 +394,7 @@ pub fn parse_csr(bytes: &[u8], file: &str) -> Result<CertificateRequest, CsrErro
     // What it asks for.
     let mut sans = Vec::new();
     let mut ignored = Vec::new();
+    let mut basic_constraints = None;
     for attr in req.info.attributes.iter() {
         let attr_oid = attr.oid.to_string();
         match attr_oid.as_str() {
@@ -286,12 +403,26 @@ pub fn parse_csr(bytes: &[u8], file: &str) -> Result<CertificateRequest, CsrErro
                     let exts: Vec<Extension> = value
                         .decode_as()
                         .map_err(|e| malformed(format!("extensionRequest: {e}")))?;
-                    check_requested_extensions(file, &exts, &mut sans, &mut ignored)?;
+                    let mut asked = Asked {
+                        sans: &mut sans,
+                        ignored: &mut ignored,
+                        basic_constraints: &mut basic_constraints,
+                    };
+                    check_requested_extensions(file, purpose, &exts, &mut asked)?;
                 }
             }
             OID_CHALLENGE_PASSWORD => ignored.push("challengePassword attribute".into()),
             other => ignored.push(format!("attribute {other}")),
         }
+    }
+    if sans.len() > MAX_SANS {
+        return Err(CsrError::BadSan {
+            file: file_s,
+            source: SanError::TooMany {
+                count: sans.len(),
+                max: MAX_SANS,
+            },
+        });
     }
     Ok(CertificateRequest {
         subject_der: req
@@ -305,15 +436,28 @@ pub fn parse_csr(bytes: &[u8], file: &str) -> Result<CertificateRequest, CsrErro
         signature_algorithm: alg,
         sans,
         ignored,
+        basic_constraints,
     })
+}
+
+/// What the extensions of a request ask for, collected while they are checked.
+struct Asked<'a> {
+    sans: &'a mut Vec<SanEntry>,
+    ignored: &'a mut Vec<String>,
+    basic_constraints: &'a mut Option<RequestedBasicConstraints>,
 }
 
 fn check_requested_extensions(
     file: &str,
+    purpose: Purpose,
     exts: &[Extension],
-    sans: &mut Vec<SanEntry>,
-    ignored: &mut Vec<String>,
+    asked: &mut Asked<'_>,
 ) -> Result<(), CsrError> {
+    let Asked {
+        sans,
+        ignored,
+        basic_constraints,
+    } = asked;
     let malformed = |reason: String| CsrError::Malformed {
         file: file.to_string(),
         reason,
@@ -326,9 +470,22 @@ fn check_requested_extensions(
         }
         let bytes = ext.extn_value.as_bytes();
         match oid.as_str() {
+            "2.5.29.17" if purpose == Purpose::Ca => {
+                ignored.push("subjectAltName (a CA certificate carries none)".into());
+            }
             "2.5.29.17" => {
                 let san = SubjectAltName::from_der(bytes)
                     .map_err(|e| malformed(format!("subjectAltName: {e}")))?;
+                // Count before reading each one, so a huge list costs nothing.
+                if san.0.len() > MAX_SANS {
+                    return Err(CsrError::BadSan {
+                        file: file.to_string(),
+                        source: SanError::TooMany {
+                            count: san.0.len(),
+                            max: MAX_SANS,
+                        },
+                    });
+                }
                 for name in &san.0 {
                     let entry =
                         SanEntry::from_general_name(name).map_err(|source| CsrError::BadSan {
@@ -343,17 +500,34 @@ fn check_requested_extensions(
             "2.5.29.19" => {
                 let bc = BasicConstraints::from_der(bytes)
                     .map_err(|e| malformed(format!("basicConstraints: {e}")))?;
-                if bc.ca {
+                if bc.ca && purpose == Purpose::EndEntity {
                     return Err(CsrError::AsksForCa {
                         file: file.to_string(),
                         what: "basicConstraints CA:TRUE",
                     });
                 }
-                ignored.push("basicConstraints (the profile decides)".into());
+                **basic_constraints = Some(RequestedBasicConstraints {
+                    ca: bc.ca,
+                    path_len: bc.path_len_constraint,
+                });
+                if purpose == Purpose::EndEntity {
+                    ignored.push("basicConstraints (the profile decides)".into());
+                }
             }
             "2.5.29.15" => {
                 let ku =
                     KeyUsage::from_der(bytes).map_err(|e| malformed(format!("keyUsage: {e}")))?;
+                if purpose == Purpose::Ca {
+                    // keyCertSign and cRLSign are what the certificate carries: only a wish for
+                    // anything else is worth a notice.
+                    if ku.0 != (KeyUsages::KeyCertSign | KeyUsages::CRLSign) {
+                        ignored.push(
+                            "keyUsage (a CA certificate carries exactly keyCertSign and cRLSign)"
+                                .into(),
+                        );
+                    }
+                    continue;
+                }
                 if ku.0.contains(KeyUsages::KeyCertSign) {
                     return Err(CsrError::AsksForCa {
                         file: file.to_string(),
@@ -692,5 +866,222 @@ mod tests {
         assert_eq!(csr.subject_text(), "O=SOS");
         let err = csr.subject().unwrap_err();
         assert!(err.to_string().contains("--subject"), "{err}");
+    }
+
+    /// The DER SubjectPublicKeyInfo of an RSA key with a `bits`-bit modulus (not a real key:
+    /// enough to be classified).
+    fn rsa_spki(bits: usize) -> Vec<u8> {
+        use der::asn1::{BitString, Null, ObjectIdentifier, Uint};
+        #[derive(der::Sequence)]
+        struct RsaPub {
+            n: Uint,
+            e: Uint,
+        }
+        let mut n = vec![0xffu8; bits / 8];
+        n[0] = 0xc1;
+        let pk = RsaPub {
+            n: Uint::new(&n).unwrap(),
+            e: Uint::new(&[1, 0, 1]).unwrap(),
+        }
+        .to_der()
+        .unwrap();
+        spki::SubjectPublicKeyInfoOwned {
+            algorithm: spki::AlgorithmIdentifierOwned {
+                oid: ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"),
+                parameters: Some(der::asn1::Any::from(Null)),
+            },
+            subject_public_key: BitString::from_bytes(&pk).unwrap(),
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    /// A request for `spki` with a signature that is not checked (the key is refused first).
+    fn unsigned_request(spki_der: &[u8]) -> Vec<u8> {
+        use x509_cert::request::{CertReqInfo, Version};
+        let info = CertReqInfo {
+            version: Version::V1,
+            subject: x509_cert::name::Name::from_der(
+                &DistinguishedName::parse("CN=big")
+                    .unwrap()
+                    .to_der()
+                    .unwrap(),
+            )
+            .unwrap(),
+            public_key: spki::SubjectPublicKeyInfoOwned::from_der(spki_der).unwrap(),
+            attributes: Default::default(),
+        };
+        CertReq {
+            info,
+            algorithm: spki::AlgorithmIdentifierOwned {
+                oid: der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11"),
+                parameters: Some(der::asn1::Any::from(der::asn1::Null)),
+            },
+            signature: der::asn1::BitString::from_bytes(&[0; 64]).unwrap(),
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn rsa_keys_outside_2048_to_8192_bits_are_named_with_their_size() {
+        for bits in [16384, 8200, 1024] {
+            let err = parse_csr(&unsigned_request(&rsa_spki(bits)), "big.csr").unwrap_err();
+            assert!(
+                matches!(err, CsrError::UnsupportedKey { .. }),
+                "{bits}: {err}"
+            );
+            let text = err.to_string();
+            assert!(text.contains(&format!("RSA-{bits}")), "{text}");
+            assert!(text.contains("2048 to 8192 bits"), "{text}");
+            assert!(text.contains("big.csr"), "{text}");
+            assert!(!text.contains("malformed"), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_unsupported_curve_is_named_with_its_oid_and_the_supported_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p521 = openssl_csr(
+            dir.path(),
+            "p521",
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
+            &[],
+        );
+        let text = parse_csr(&p521, "p521.csr").unwrap_err().to_string();
+        for want in [
+            "P-521",
+            "1.3.132.0.35",
+            "P-256 (OID 1.2.840.10045.3.1.7)",
+            "P-384",
+        ] {
+            assert!(text.contains(want), "{want}: {text}");
+        }
+    }
+
+    #[test]
+    fn at_most_100_requested_names_and_64_kib() {
+        let dir = tempfile::tempdir().unwrap();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+        let names = |n: usize| {
+            (0..n)
+                .map(|i| format!("DNS:h{i}.example.com"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let ok = openssl_csr(
+            dir.path(),
+            "hundred",
+            &ec,
+            &["-addext", &format!("subjectAltName={}", names(100))],
+        );
+        assert_eq!(parse_csr(&ok, "hundred.csr").unwrap().sans().len(), 100);
+        let many = openssl_csr(
+            dir.path(),
+            "many",
+            &ec,
+            &["-addext", &format!("subjectAltName={}", names(101))],
+        );
+        let err = parse_csr(&many, "many.csr").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CsrError::BadSan {
+                    source: SanError::TooMany {
+                        count: 101,
+                        max: 100
+                    },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("many.csr"), "{err}");
+        let mut padded = ok.clone();
+        padded.extend(std::iter::repeat_n(b'\n', 70 * 1024));
+        let err = parse_csr(&padded, "padded.csr").unwrap_err();
+        assert!(matches!(err, CsrError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("65536"), "{err}");
+        // Files: read only up to the limit, the real size reported.
+        let big = dir.path().join("big.csr");
+        std::fs::write(&big, &padded).unwrap();
+        let err = read_csr_file(&big).unwrap_err();
+        assert!(
+            matches!(err, CsrError::TooLarge { size, .. } if size == padded.len()),
+            "{err}"
+        );
+        let small = dir.path().join("hundred.csr");
+        assert_eq!(read_csr_file(&small).unwrap(), ok);
+        // A device that never ends is refused at once, not read forever.
+        let err = read_csr_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(err.to_string().contains("character device"), "{err}");
+        let err = read_csr_file(&dir.path().join("missing.csr")).unwrap_err();
+        assert!(err.to_string().contains("missing.csr"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_request_is_read_for_an_intermediate_and_refused_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+        let ca = openssl_csr(
+            dir.path(),
+            "ca",
+            &ec,
+            &[
+                "-addext",
+                "basicConstraints=critical,CA:TRUE,pathlen:1",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-addext",
+                "subjectAltName=DNS:ca.example.com",
+            ],
+        );
+        let req = parse_ca_csr(&ca, "ca.csr").unwrap();
+        assert_eq!(
+            req.requested_basic_constraints(),
+            Some(RequestedBasicConstraints {
+                ca: true,
+                path_len: Some(1)
+            })
+        );
+        assert!(req.sans().is_empty());
+        // keyCertSign + cRLSign is exactly what is issued: no notice for it.
+        assert!(
+            !req.ignored().iter().any(|i| i.starts_with("keyUsage")),
+            "{:?}",
+            req.ignored()
+        );
+        let odd = openssl_csr(
+            dir.path(),
+            "odd",
+            &ec,
+            &[
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+            ],
+        );
+        let odd = parse_ca_csr(&odd, "odd.csr").unwrap();
+        assert!(odd.ignored().iter().any(|i| i.starts_with("keyUsage")));
+        assert!(
+            req.ignored()
+                .iter()
+                .any(|i| i.starts_with("subjectAltName"))
+        );
+        assert!(matches!(
+            parse_csr(&ca, "ca.csr"),
+            Err(CsrError::AsksForCa { .. })
+        ));
+        // The message no longer says CA certificates are never made from a request.
+        let text = parse_csr(&ca, "ca.csr").unwrap_err().to_string();
+        assert!(text.contains("ca sign-intermediate"), "{text}");
+        assert!(!text.contains("never from a request"), "{text}");
+        // A plain request has no basicConstraints to report.
+        let plain = openssl_csr(dir.path(), "plain", &ec, &[]);
+        assert_eq!(
+            parse_ca_csr(&plain, "plain.csr")
+                .unwrap()
+                .requested_basic_constraints(),
+            None
+        );
     }
 }

@@ -24,6 +24,11 @@ use der::{Decode, Encode, Tag, Tagged};
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::name::Name;
 
+use super::limits::{
+    MAX_NAME_ATTRIBUTES, MAX_RDNS, code_point, escape_for_display, first_forbidden,
+    forbidden_reason,
+};
+
 /// Errors in distinguished names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DnError {
@@ -94,6 +99,52 @@ pub enum DnError {
     DuplicateCommonName {
         /// How many were found.
         count: usize,
+    },
+    /// A character that changes how a name displays, or cannot be seen, or controls a terminal.
+    #[error(
+        "attribute {attribute}=`{value}` holds {character}, {reason}: remove it \
+         (the value is shown with such characters escaped)"
+    )]
+    ForbiddenCharacter {
+        /// Which attribute.
+        attribute: &'static str,
+        /// The value, refused characters written as `\u{...}`.
+        value: String,
+        /// The character, as `U+202E`.
+        character: String,
+        /// What kind of character it is.
+        reason: &'static str,
+    },
+    /// An RDN with no attribute in it (a zero-length SET), which X.501 forbids.
+    #[error(
+        "the distinguished name has an empty RDN (RDN {position} of {count}, counting from the \
+         least specific, holds no attribute), which X.501 forbids"
+    )]
+    EmptyRdn {
+        /// Its 1-based position in DER order.
+        position: usize,
+        /// How many RDNs the name has.
+        count: usize,
+    },
+    /// More RDNs than hsmsign puts in a name.
+    #[error(
+        "the distinguished name has {count} RDNs; hsmsign allows at most {max}: leave some out"
+    )]
+    TooManyRdns {
+        /// How many.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More attributes than hsmsign puts in a name.
+    #[error(
+        "the distinguished name has {count} attributes; hsmsign allows at most {max}: leave some out"
+    )]
+    TooManyAttributes {
+        /// How many.
+        count: usize,
+        /// The limit.
+        max: usize,
     },
     /// The same attribute twice inside one multi-valued RDN.
     #[error("attribute {attribute} appears twice in the same `+` group: separate them with `,`")]
@@ -299,6 +350,14 @@ impl AttributeType {
                 attribute: info.name,
             });
         }
+        if let Some((c, reason)) = first_forbidden(value) {
+            return Err(DnError::ForbiddenCharacter {
+                attribute: info.name,
+                value: escape_for_display(value),
+                character: code_point(c),
+                reason,
+            });
+        }
         if self == Self::Country {
             if value.len() != 2 || !value.bytes().all(|b| b.is_ascii_alphabetic()) {
                 return Err(DnError::BadCountry {
@@ -306,13 +365,6 @@ impl AttributeType {
                 });
             }
             return Ok(value.to_ascii_uppercase());
-        }
-        if value.chars().any(|c| c.is_control()) {
-            return Err(DnError::BadCharacters {
-                attribute: info.name,
-                value: value.escape_default().to_string(),
-                allowed: "no control characters",
-            });
         }
         match info.kind {
             StringKind::Printable => {
@@ -405,8 +457,8 @@ impl DistinguishedName {
             {
                 let dn = Self { rdns: rdns.clone() };
                 return Err(DnError::ReversedOrder {
-                    dn: s.to_string(),
-                    suggestion: dn.to_string(),
+                    dn: escape_for_display(s),
+                    suggestion: escape_for_display(&dn.to_string()),
                 });
             }
             rdns.reverse();
@@ -414,8 +466,38 @@ impl DistinguishedName {
         Self::from_rdns(rdns, s)
     }
 
-    /// Build a name from RDNs in DER order, checking the common-name rule.
+    /// Build a name from RDNs in DER order, checking its shape (no empty RDN, no type twice in
+    /// one RDN, at most [`MAX_RDNS`] RDNs and [`MAX_NAME_ATTRIBUTES`] attributes) and the
+    /// common-name rule.
     fn from_rdns(rdns: Vec<Vec<Attribute>>, shown: &str) -> Result<Self, DnError> {
+        if let Some(i) = rdns.iter().position(|rdn| rdn.is_empty()) {
+            return Err(DnError::EmptyRdn {
+                position: i + 1,
+                count: rdns.len(),
+            });
+        }
+        for rdn in &rdns {
+            for (i, a) in rdn.iter().enumerate() {
+                if rdn[..i].iter().any(|b| b.kind == a.kind) {
+                    return Err(DnError::DuplicateInRdn {
+                        attribute: a.kind.name(),
+                    });
+                }
+            }
+        }
+        if rdns.len() > MAX_RDNS {
+            return Err(DnError::TooManyRdns {
+                count: rdns.len(),
+                max: MAX_RDNS,
+            });
+        }
+        let attributes = rdns.iter().map(Vec::len).sum::<usize>();
+        if attributes > MAX_NAME_ATTRIBUTES {
+            return Err(DnError::TooManyAttributes {
+                count: attributes,
+                max: MAX_NAME_ATTRIBUTES,
+            });
+        }
         let cn_count = rdns
             .iter()
             .flatten()
@@ -423,7 +505,7 @@ impl DistinguishedName {
             .count();
         match cn_count {
             0 => Err(DnError::MissingCommonName {
-                dn: shown.to_string(),
+                dn: escape_for_display(shown),
             }),
             1 => Ok(Self { rdns }),
             count => Err(DnError::DuplicateCommonName { count }),
@@ -543,7 +625,8 @@ impl std::str::FromStr for DistinguishedName {
 }
 
 /// RFC 4514 2.4 escaping: the given special characters anywhere, a leading `#` or space,
-/// a trailing space, and control characters as `\XX`.
+/// a trailing space, and control, bidirectional and invisible characters as `\XX` (so a name
+/// from elsewhere, e.g. an imported CA certificate, cannot disguise itself on screen).
 fn escape_value(value: &str, specials: &str) -> String {
     let mut out = String::with_capacity(value.len());
     let last = value.chars().count().saturating_sub(1);
@@ -552,7 +635,7 @@ fn escape_value(value: &str, specials: &str) -> String {
         if specials.contains(c) || edge_space || (i == 0 && c == '#') {
             out.push('\\');
             out.push(c);
-        } else if c.is_control() {
+        } else if forbidden_reason(c).is_some() {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
                 out.push_str(&format!("\\{b:02X}"));
@@ -658,11 +741,7 @@ fn parse_ava(chars: &[char], start: usize, sep: char) -> Result<(Attribute, usiz
     let snippet = |from: usize, to: usize| -> String {
         let to = to.min(chars.len());
         let from = from.min(to);
-        chars[from..to]
-            .iter()
-            .collect::<String>()
-            .trim()
-            .to_string()
+        escape_for_display(chars[from..to].iter().collect::<String>().trim())
     };
     // The attribute type, up to '='.
     let mut i = start;
@@ -702,7 +781,7 @@ fn parse_ava(chars: &[char], start: usize, sep: char) -> Result<(Attribute, usiz
             }
         } else {
             DnError::UnknownAttribute {
-                name: type_name.clone(),
+                name: escape_for_display(&type_name),
                 known: AttributeType::known_list(),
             }
         }
@@ -796,9 +875,11 @@ fn parse_ava(chars: &[char], start: usize, sep: char) -> Result<(Attribute, usiz
 /// itself). Returns the index after the escape.
 fn unescape(chars: &[char], i: usize, bytes: &mut Vec<u8>, start: usize) -> Result<usize, DnError> {
     let part = || {
-        chars[start..(i + 3).min(chars.len())]
-            .iter()
-            .collect::<String>()
+        escape_for_display(
+            &chars[start..(i + 3).min(chars.len())]
+                .iter()
+                .collect::<String>(),
+        )
     };
     let Some(&next) = chars.get(i + 1) else {
         return Err(DnError::Syntax {
@@ -1065,5 +1146,169 @@ mod tests {
         let err = DistinguishedName::from_der(&der, "the certificate request").unwrap_err();
         assert!(err.to_string().contains("2.5.4.65"), "{err}");
         assert_eq!(describe_name_der(&der), "2.5.4.65=p");
+    }
+
+    /// The DER of a Name from RDNs of (OID, tag, value) triples; an empty RDN is a zero-length
+    /// SET, which `SetOfVec` itself would allow.
+    fn raw_name(rdns: &[&[(&str, Tag, &[u8])]]) -> Vec<u8> {
+        let mut seq = Vec::new();
+        for rdn in rdns {
+            let set = SetOfVec::try_from(
+                rdn.iter()
+                    .map(|(oid, tag, value)| AttributeTypeAndValue {
+                        oid: der::asn1::ObjectIdentifier::new_unwrap(oid),
+                        value: Any::new(*tag, *value).unwrap(),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+            seq.push(set);
+        }
+        seq.to_der().unwrap()
+    }
+
+    const CN: &str = "2.5.4.3";
+    const O: &str = "2.5.4.10";
+    const OU: &str = "2.5.4.11";
+
+    #[test]
+    fn an_empty_rdn_in_der_is_refused() {
+        // `CN=x, ` as keytool shows it: a zero-length SET after the CN.
+        let der = raw_name(&[&[(CN, Tag::Utf8String, b"x")], &[]]);
+        let err = DistinguishedName::from_der(&der, "the certificate request").unwrap_err();
+        assert_eq!(
+            err,
+            DnError::EmptyRdn {
+                position: 2,
+                count: 2
+            }
+        );
+        assert!(err.to_string().contains("X.501"), "{err}");
+        // Also first, or between others.
+        let der = raw_name(&[
+            &[],
+            &[(O, Tag::Utf8String, b"o")],
+            &[(CN, Tag::Utf8String, b"x")],
+        ]);
+        assert!(matches!(
+            DistinguishedName::from_der(&der, "r"),
+            Err(DnError::EmptyRdn { position: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn empty_values_and_repeated_types_in_one_rdn_from_der_are_refused() {
+        let der = raw_name(&[&[(O, Tag::Utf8String, b"")], &[(CN, Tag::Utf8String, b"x")]]);
+        assert_eq!(
+            DistinguishedName::from_der(&der, "r"),
+            Err(DnError::EmptyValue { attribute: "O" })
+        );
+        let der = raw_name(&[
+            &[(OU, Tag::Utf8String, b"a"), (OU, Tag::Utf8String, b"b")],
+            &[(CN, Tag::Utf8String, b"x")],
+        ]);
+        assert_eq!(
+            DistinguishedName::from_der(&der, "r"),
+            Err(DnError::DuplicateInRdn { attribute: "OU" })
+        );
+    }
+
+    #[test]
+    fn empty_components_on_the_command_line_are_refused() {
+        for input in [
+            "CN=x,,O=y",
+            "CN=x,",
+            ",CN=x",
+            "CN=x, ,O=y",
+            "CN=x+",
+            "CN=x++O=y",
+            "/C=DE//CN=x",
+            "/CN=x/",
+            "/CN=x+/O=y",
+        ] {
+            let err = DistinguishedName::parse(input).unwrap_err();
+            assert!(matches!(err, DnError::Syntax { .. }), "{input}: {err:?}");
+        }
+        for input in ["CN=", "CN=x, O=", "CN=x, O=  ", "/CN=x/O="] {
+            let err = DistinguishedName::parse(input).unwrap_err();
+            assert!(
+                matches!(err, DnError::EmptyValue { .. }),
+                "{input}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_are_limited_to_16_rdns_and_16_attributes() {
+        let ous = |n: usize| {
+            (0..n)
+                .map(|i| format!("OU=u{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert!(DistinguishedName::parse(&format!("CN=x,{}", ous(15))).is_ok());
+        assert_eq!(
+            DistinguishedName::parse(&format!("CN=x,{}", ous(16))),
+            Err(DnError::TooManyRdns { count: 17, max: 16 })
+        );
+        // Attributes count inside multi-valued RDNs too.
+        let wide =
+            "CN=x+OU=a+O=b+L=c+ST=d+STREET=e+postalCode=f+UID=g+title=h+GN=i+SN=j+initials=k";
+        assert!(DistinguishedName::parse(&format!("{wide},DC=a,DC=b,DC=c,DC=d")).is_ok());
+        assert_eq!(
+            DistinguishedName::parse(&format!("{wide},DC=a,DC=b,DC=c,DC=d,DC=e")),
+            Err(DnError::TooManyAttributes { count: 17, max: 16 })
+        );
+        // And from DER.
+        let rdns: Vec<Vec<(&str, Tag, &[u8])>> = (0..20)
+            .map(|_| vec![(O, Tag::Utf8String, b"o".as_slice())])
+            .chain([vec![(CN, Tag::Utf8String, b"x".as_slice())]])
+            .collect();
+        let refs: Vec<&[(&str, Tag, &[u8])]> = rdns.iter().map(Vec::as_slice).collect();
+        assert!(matches!(
+            DistinguishedName::from_der(&raw_name(&refs), "r"),
+            Err(DnError::TooManyRdns { count: 21, .. })
+        ));
+    }
+
+    #[test]
+    fn bidi_zero_width_and_control_characters_are_refused_shown_escaped() {
+        for (input, shown) in [
+            ("CN=\u{202e}gpj.exe", r"\u{202e}gpj.exe"),
+            ("CN=a\u{200b}b, O=x", r"a\u{200b}b"),
+            ("CN=x, O=\u{2066}y", r"\u{2066}y"),
+            ("CN=x, C=D\u{202e}", r"D\u{202e}"),
+            ("CN=bell\u{7}", r"bell\u{7}"),
+            ("CN=x\u{feff}", r"x\u{feff}"),
+            // The same character written as RFC 4514 hex escapes.
+            (r"CN=\E2\80\AEgpj.exe", r"\u{202e}gpj.exe"),
+        ] {
+            let err = DistinguishedName::parse(input).unwrap_err();
+            let DnError::ForbiddenCharacter { value, .. } = &err else {
+                panic!("{input:?}: {err:?}")
+            };
+            assert_eq!(value, shown, "{input:?}");
+            let text = err.to_string();
+            assert!(
+                super::super::limits::first_forbidden(&text).is_none(),
+                "{text:?}"
+            );
+            assert!(text.contains(shown) && text.contains("U+"), "{text}");
+        }
+        // From a DER name (a CSR's subject), the same.
+        let der = raw_name(&[&[(CN, Tag::Utf8String, "\u{202e}gpj.exe".as_bytes())]]);
+        let err = DistinguishedName::from_der(&der, "r").unwrap_err();
+        assert!(err.to_string().contains(r"\u{202e}gpj.exe"), "{err}");
+        assert!(err.to_string().contains("U+202E"), "{err}");
+        // Ordinary non-ASCII letters are fine.
+        assert!(DistinguishedName::parse("CN=Jürgen Müller, O=Straße AG, L=東京").is_ok());
+    }
+
+    #[test]
+    fn names_from_elsewhere_show_hidden_characters_escaped() {
+        // A CA certificate made elsewhere may carry what hsmsign refuses; its subject is shown
+        // with those characters as RFC 4514 hex escapes.
+        let der = raw_name(&[&[(CN, Tag::Utf8String, "\u{202e}gpj.exe\u{200b}".as_bytes())]]);
+        assert_eq!(describe_name_der(&der), r"CN=\E2\80\AEgpj.exe\E2\80\8B");
     }
 }

@@ -9,6 +9,8 @@
 //! - [`csr`]: PKCS#10 requests: decoding, self-signature check, what they may ask for.
 //! - [`build`]: issuing certificates and reading CA certificates.
 //! - [`crl`]: X.509 v2 certificate revocation lists.
+//! - [`limits`]: the documented limits (validity, counts, sizes) and the characters refused
+//!   in names.
 //!
 //! Every signature is made through [`crate::signer::sign`], so it is verified against the key
 //! before it is used, and every certificate and CRL is decoded again after signing and compared
@@ -23,12 +25,15 @@ pub mod build;
 pub mod crl;
 pub mod csr;
 pub mod dn;
+pub mod limits;
 pub mod profile;
 pub mod san;
 
 pub use build::{CaCertificate, IssueError, IssueParams, IssuedCertificate, Serial, issue};
 pub use crl::{CrlParams, RevocationReason, RevokedCertificate, build_crl};
-pub use csr::{CertificateRequest, CsrError, parse_csr};
+pub use csr::{
+    CertificateRequest, CsrError, RequestedBasicConstraints, parse_ca_csr, parse_csr, read_csr_file,
+};
 pub use dn::{AttributeType, DistinguishedName, DnError};
 pub use profile::{Profile, ProfileError};
 pub use san::{SanEntry, SanError};

@@ -27,6 +27,7 @@ use x509_cert::ext::pkix::{
     SubjectAltName, SubjectKeyIdentifier,
 };
 
+use super::limits::latest_x509_time;
 use super::san::SanEntry;
 use crate::signer::{KeyAlgorithm, PublicKey};
 
@@ -261,12 +262,17 @@ impl std::str::FromStr for Profile {
     }
 }
 
-/// `t` plus `years` calendar years; 29 February becomes 28 February in a common year.
+/// `t` plus `years` calendar years; 29 February becomes 28 February in a common year. Never
+/// later than [`latest_x509_time`] (9999-12-31 23:59:59 UTC), whatever `t` and `years` are.
 pub fn add_years(t: OffsetDateTime, years: i32) -> OffsetDateTime {
+    let latest = latest_x509_time();
     let year = t.year().saturating_add(years);
+    if year > latest.year() {
+        return latest;
+    }
     t.replace_year(year)
         .or_else(|_| t.replace_day(28).and_then(|d| d.replace_year(year)))
-        .unwrap_or(t)
+        .map_or(latest, |end| end.min(latest))
 }
 
 /// A KeyUsage bit hsmsign sets (RFC 5280 4.2.1.3).
@@ -534,6 +540,10 @@ mod tests {
             (2025, 2, 28)
         );
         assert_eq!(Profile::Root.max_not_after(t).year(), 2049);
+        // Past year 9999 the end is the last second X.509 can carry, never `t` itself.
+        let late = OffsetDateTime::from_unix_timestamp(253_370_764_800).unwrap(); // 9999-01-01
+        assert_eq!(Profile::Root.max_not_after(late), latest_x509_time());
+        assert_eq!(add_years(t, i32::MAX), latest_x509_time());
         for p in Profile::ALL {
             assert!(p.default_validity_years() <= p.max_validity_years());
         }

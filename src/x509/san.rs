@@ -3,13 +3,19 @@
 //! Host names follow RFC 1123 (letters, digits, `-`; labels of 1..63 characters, 253 in all).
 //! A wildcard is allowed only as the whole leftmost label, with at least two labels after it
 //! (`*.example.com`). Names are stored in lower case. Internationalised names must be given in
-//! their `xn--` form.
+//! their `xn--` form. At most [`MAX_SANS`] entries go into one certificate; a `URI:` may be
+//! [`MAX_URI_LEN`] characters long, an `email:` [`MAX_EMAIL_LEN`]. Control, bidirectional and
+//! invisible characters are refused with the entry shown escaped (`\u{202e}`).
 
 use std::fmt;
 use std::net::IpAddr;
 
 use der::asn1::{Ia5String, OctetString};
 use x509_cert::ext::pkix::name::GeneralName;
+
+use super::limits::{
+    MAX_EMAIL_LEN, MAX_SANS, MAX_URI_LEN, code_point, escape_for_display, first_forbidden,
+};
 
 /// Errors in subject alternative names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +75,30 @@ pub enum SanError {
         /// The entry.
         entry: String,
     },
+    /// A control, bidirectional or invisible character.
+    #[error(
+        "subject alternative name `{entry}` holds {character}, {reason}: remove it \
+         (the entry is shown with such characters escaped)"
+    )]
+    ForbiddenCharacter {
+        /// The entry, refused characters written as `\u{...}`.
+        entry: String,
+        /// The character, as `U+202E`.
+        character: String,
+        /// What kind of character it is.
+        reason: &'static str,
+    },
+    /// More entries than one certificate may carry.
+    #[error(
+        "{count} subject alternative names were given; a certificate may carry at most {max}: \
+         issue several certificates, or use a wildcard"
+    )]
+    TooMany {
+        /// How many (counted up to the first one too many when reading a list).
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A GeneralName kind hsmsign does not issue (in a CSR or certificate).
     #[error(
         "subject alternative name of type {kind} is not supported (only DNS, IP, URI and email): \
@@ -97,6 +127,7 @@ impl SanEntry {
     /// Parse one `TYPE:value` entry (type case-insensitive: DNS, IP, URI, email).
     pub fn parse(entry: &str) -> Result<Self, SanError> {
         let entry = entry.trim();
+        refuse_forbidden(entry)?;
         let Some((kind, value)) = entry.split_once(':') else {
             return Err(SanError::MissingType {
                 entry: entry.to_string(),
@@ -131,13 +162,13 @@ impl SanEntry {
         }
     }
 
-    /// Parse a comma-separated list; refuses duplicates and empty entries.
+    /// Parse a comma-separated list; refuses duplicates and more than [`MAX_SANS`] entries
+    /// (empty entries are skipped).
     pub fn parse_list(list: &str) -> Result<Vec<Self>, SanError> {
         let mut out: Vec<Self> = Vec::new();
-        for item in list.split(',') {
-            if item.trim().is_empty() {
-                continue;
-            }
+        let items: Vec<&str> = list.split(',').filter(|i| !i.trim().is_empty()).collect();
+        check_count(items.len())?;
+        for item in items {
             let entry = Self::parse(item)?;
             if out.contains(&entry) {
                 return Err(SanError::Duplicate {
@@ -165,6 +196,12 @@ impl SanEntry {
     /// Read a GeneralName back (from a CSR or a certificate), validating it like input.
     pub(crate) fn from_general_name(name: &GeneralName) -> Result<Self, SanError> {
         match name {
+            GeneralName::DnsName(s)
+            | GeneralName::UniformResourceIdentifier(s)
+            | GeneralName::Rfc822Name(s) => refuse_forbidden(s.as_str())?,
+            _ => {}
+        }
+        match name {
             GeneralName::DnsName(s) => Ok(Self::Dns(check_dns_name(s.as_str(), true)?)),
             GeneralName::IpAddress(o) => {
                 let b = o.as_bytes();
@@ -191,6 +228,29 @@ impl SanEntry {
                 kind: "registeredID",
             }),
         }
+    }
+}
+
+/// Refuse `count` entries if that is more than [`MAX_SANS`].
+pub fn check_count(count: usize) -> Result<(), SanError> {
+    if count > MAX_SANS {
+        return Err(SanError::TooMany {
+            count,
+            max: MAX_SANS,
+        });
+    }
+    Ok(())
+}
+
+/// Refuse control, bidirectional and invisible characters anywhere in `text`.
+fn refuse_forbidden(text: &str) -> Result<(), SanError> {
+    match first_forbidden(text) {
+        Some((c, reason)) => Err(SanError::ForbiddenCharacter {
+            entry: escape_for_display(text),
+            character: code_point(c),
+            reason,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -296,6 +356,12 @@ fn check_uri(value: &str) -> Result<String, SanError> {
             "only printable ASCII without spaces (percent-encode the rest)",
         ));
     }
+    if value.len() > MAX_URI_LEN {
+        return Err(SanError::BadUri {
+            value: format!("{}...", &value[..40]),
+            reason: "it is longer than 1024 characters, the most hsmsign puts in a certificate",
+        });
+    }
     let Some((scheme, rest)) = value.split_once(':') else {
         return Err(bad("it has no scheme (write e.g. URI:https://host/path)"));
     };
@@ -320,6 +386,14 @@ fn check_email(value: &str) -> Result<String, SanError> {
         value: value.to_string(),
         reason,
     };
+    if value.chars().count() > MAX_EMAIL_LEN {
+        return Err(SanError::BadEmail {
+            value: format!("{}...", value.chars().take(40).collect::<String>()),
+            reason: format!(
+                "it is longer than {MAX_EMAIL_LEN} characters, the most an address may have"
+            ),
+        });
+    }
     let Some((local, domain)) = value.rsplit_once('@') else {
         return Err(bad("it has no `@`".into()));
     };
@@ -434,5 +508,84 @@ mod tests {
             SanEntry::parse_list("DNS:a.example.com,DNS:A.example.com"),
             Err(SanError::Duplicate { .. })
         ));
+    }
+
+    #[test]
+    fn at_most_100_names_from_the_command_line() {
+        let list = |n: usize| {
+            (0..n)
+                .map(|i| format!("DNS:h{i}.example.com"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(SanEntry::parse_list(&list(100)).unwrap().len(), 100);
+        let err = SanEntry::parse_list(&list(101)).unwrap_err();
+        assert_eq!(
+            err,
+            SanError::TooMany {
+                count: 101,
+                max: 100
+            }
+        );
+        assert!(err.to_string().contains("at most 100"), "{err}");
+        // Ten thousand are refused without reading each one.
+        assert!(matches!(
+            SanEntry::parse_list(&list(10_000)),
+            Err(SanError::TooMany { count: 10_000, .. })
+        ));
+        assert!(check_count(100).is_ok());
+        assert!(check_count(101).is_err());
+    }
+
+    #[test]
+    fn uris_and_addresses_have_length_limits() {
+        let uri = format!("URI:https://example.com/{}", "a".repeat(1010));
+        assert!(matches!(
+            SanEntry::parse(&uri),
+            Err(SanError::BadUri { .. })
+        ));
+        assert!(SanEntry::parse(&format!("URI:https://example.com/{}", "a".repeat(900))).is_ok());
+        let email = format!("email:{}@example.com", "a".repeat(250));
+        assert!(matches!(
+            SanEntry::parse(&email),
+            Err(SanError::BadEmail { .. })
+        ));
+    }
+
+    #[test]
+    fn bidi_zero_width_and_control_characters_are_refused_shown_escaped() {
+        for (entry, shown) in [
+            (
+                "DNS:\u{202e}gpj.exe.example.com",
+                r"DNS:\u{202e}gpj.exe.example.com",
+            ),
+            ("DNS:a\u{200b}.example.com", r"DNS:a\u{200b}.example.com"),
+            (
+                "email:x\u{1b}[2J@example.com",
+                r"email:x\u{1b}[2J@example.com",
+            ),
+            ("URI:https://e.com/\u{2067}", r"URI:https://e.com/\u{2067}"),
+            ("\u{202e}DNS:x.example.com", r"\u{202e}DNS:x.example.com"),
+        ] {
+            let err = SanEntry::parse(entry).unwrap_err();
+            let SanError::ForbiddenCharacter { entry: e, .. } = &err else {
+                panic!("{entry:?}: {err:?}")
+            };
+            assert_eq!(e, shown);
+            let text = err.to_string();
+            assert!(text.contains(shown) && text.contains("U+"), "{text}");
+            assert!(
+                super::super::limits::first_forbidden(&text).is_none(),
+                "{text:?}"
+            );
+        }
+        // From a request (IA5String may carry control characters).
+        let gn = GeneralName::DnsName(Ia5String::new("a\u{1b}b.example.com").unwrap());
+        let err = SanEntry::from_general_name(&gn).unwrap_err();
+        assert!(
+            matches!(err, SanError::ForbiddenCharacter { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(r"a\u{1b}b"), "{err}");
     }
 }

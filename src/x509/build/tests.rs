@@ -1199,3 +1199,113 @@ fn an_rsa_ca_signs_with_sha256_rsa() {
         "{out}"
     );
 }
+
+#[test]
+fn certificates_larger_than_16_kib_are_refused_before_signing() {
+    let root_key = SoftKey::p256(1);
+    let root = issue_simple(
+        "CN=Root",
+        root_key.public_key(),
+        Profile::Root,
+        1,
+        &[],
+        None,
+        None,
+        &root_key,
+    );
+    let root_ca = CaCertificate::parse(&root.der, "root").unwrap();
+    let leaf_key = SoftKey::p256(2);
+    let subject = dn("CN=big.example.com");
+    let sn = serial(2);
+    let start = now();
+    // 100 host names of 250 characters: within the count, far beyond the size.
+    let long: Vec<SanEntry> = (0..100)
+        .map(|i| {
+            let label = format!("{i:03}{}", "a".repeat(57));
+            SanEntry::Dns(format!(
+                "{label}.{label}.{label}.{}.example.com",
+                "b".repeat(46)
+            ))
+        })
+        .collect();
+    assert!(long.iter().all(|s| s.to_string().len() > 240));
+    let mut params = IssueParams {
+        subject: &subject,
+        public_key: leaf_key.public_key(),
+        profile: Profile::Server,
+        serial: &sn,
+        not_before: start,
+        not_after: start + Duration::days(30),
+        sans: &long,
+        path_len: None,
+    };
+    let err = check_issuable(&params, Some(&root_ca)).unwrap_err();
+    assert!(
+        matches!(err, IssueError::TooLarge { max: 16384, size } if size > 16384),
+        "{err}"
+    );
+    assert!(err.to_string().contains("16384"), "{err}");
+    assert!(matches!(
+        issue(&params, Some(&root_ca), &root_key),
+        Err(IssueError::TooLarge { .. })
+    ));
+    // Twenty of them fit, and the planned size bounds the real one.
+    params.sans = &long[..20];
+    assert_eq!(check_issuable(&params, Some(&root_ca)).unwrap(), None);
+    let issued = issue(&params, Some(&root_ca), &root_key).unwrap();
+    assert!(issued.der.len() <= MAX_CERTIFICATE_BYTES);
+}
+
+#[test]
+fn check_issuable_finds_what_issue_would_refuse_without_a_key() {
+    let root_key = SoftKey::p256(1);
+    let root = issue_simple(
+        "CN=Root",
+        root_key.public_key(),
+        Profile::Root,
+        1,
+        &[],
+        Some(0),
+        None,
+        &root_key,
+    );
+    let root_ca = CaCertificate::parse(&root.der, "root").unwrap();
+    let key = SoftKey::p256(2);
+    let subject = dn("CN=Sub CA");
+    let sn = serial(2);
+    let start = now();
+    let params = IssueParams {
+        subject: &subject,
+        public_key: key.public_key(),
+        profile: Profile::Intermediate,
+        serial: &sn,
+        not_before: start,
+        not_after: start + Duration::days(30),
+        sans: &[],
+        path_len: Some(0),
+    };
+    // A pathlen:0 root issues no CA.
+    assert!(matches!(
+        check_issuable(&params, Some(&root_ca)),
+        Err(IssueError::PathLength { .. })
+    ));
+    // Past the profile's maximum, up to the last second of 9999.
+    let far = IssueParams {
+        profile: Profile::Server,
+        path_len: None,
+        not_after: start + Duration::days(366 * 11),
+        ..params.clone()
+    };
+    assert!(matches!(
+        check_issuable(&far, Some(&root_ca)),
+        Err(IssueError::ValidityTooLong { .. })
+    ));
+    let last = IssueParams {
+        not_after: crate::x509::limits::latest_x509_time(),
+        ..far
+    };
+    assert!(matches!(
+        check_issuable(&last, Some(&root_ca)),
+        Err(IssueError::ValidityTooLong { .. })
+    ));
+}
