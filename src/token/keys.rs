@@ -4,6 +4,7 @@
 //! named by its handle. Public keys are read from the public-key object with the same CKA_ID
 //! (or, failing that, from the RSA private key's public attributes or a certificate object).
 
+use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{
     Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
@@ -380,14 +381,24 @@ impl TokenSession {
             Some(id) => id.to_vec(),
             None => self.fresh_id()?,
         };
-        let common_public = vec![
+        // The public template in two strengths. The full one also says what the public key may
+        // do: verify, never encrypt or wrap. Some tokens compute those flags themselves and
+        // refuse a template that disagrees: tpm2-pkcs11 1.9 derives the public key's CKA_VERIFY
+        // from the TPM's decrypt bit and CKA_ENCRYPT from its sign bit, so a signing-only key
+        // (private CKA_DECRYPT false) with public CKA_VERIFY true is a "mismatch" there
+        // (CKR_GENERAL_ERROR). Those tokens get the reduced template, which leaves the public
+        // key's usage flags to the token: hsmsign verifies every signature in software and never
+        // asks the token to verify or encrypt, and the private key is checked after generation.
+        let public_base = vec![
             Attribute::Token(true),
             Attribute::Private(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.clone()),
+        ];
+        let public_usage = [
             Attribute::Verify(true),
             Attribute::Encrypt(false),
             Attribute::Wrap(false),
-            Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Id(id.clone()),
         ];
         let private = vec![
             Attribute::Token(true),
@@ -402,7 +413,7 @@ impl TokenSession {
             Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Id(id.clone()),
         ];
-        let (mechanism, mut public) = match algorithm {
+        let (mechanism, specific) = match algorithm {
             KeyAlgorithm::EcP256 => (
                 Mechanism::EccKeyPairGen,
                 vec![Attribute::EcParams(P256_PARAMS.to_vec())],
@@ -419,12 +430,77 @@ impl TokenSession {
                 ],
             ),
         };
-        public.extend(common_public);
-        let (_pub_h, priv_h) = self
-            .session
-            .generate_key_pair(&mechanism, &public, &private)
-            .map_err(ck(format!("generating a {algorithm} key pair")))?;
+        let doing = format!(
+            "generating a {algorithm} key pair on token {:?}",
+            self.token.label
+        );
+        let mut full = specific.clone();
+        full.extend(public_base.iter().cloned());
+        full.extend(public_usage);
+        let priv_h = match self.session.generate_key_pair(&mechanism, &full, &private) {
+            Ok((_, h)) => h,
+            Err(CkError::Pkcs11(rv, _)) if template_refusal(rv) => {
+                let mut reduced = specific;
+                reduced.extend(public_base);
+                self.session
+                    .generate_key_pair(&mechanism, &reduced, &private)
+                    .map_err(ck(format!(
+                        "{doing} (also refused with the reduced public template after {})",
+                        super::ckr_name(&rv)
+                    )))?
+                    .1
+            }
+            Err(e) => return Err(ck(doing)(e)),
+        };
+        self.check_generated(priv_h, label)?;
         Ok(self.key_info(priv_h))
+    }
+
+    /// After generation: the private key must be what was asked for (sensitive, never
+    /// extractable, signing only). A token that silently ignored part of the template gets its
+    /// key destroyed and a refusal naming the attribute.
+    fn check_generated(&self, h: ObjectHandle, label: &str) -> Result<(), TokenError> {
+        let want = [
+            ("CKA_SENSITIVE", AttributeType::Sensitive, true),
+            ("CKA_EXTRACTABLE", AttributeType::Extractable, false),
+            ("CKA_SIGN", AttributeType::Sign, true),
+            ("CKA_DECRYPT", AttributeType::Decrypt, false),
+            ("CKA_UNWRAP", AttributeType::Unwrap, false),
+            ("CKA_DERIVE", AttributeType::Derive, false),
+        ];
+        let wrong: Vec<String> = want
+            .iter()
+            // An attribute the token does not report is not held against it here; `key inspect`
+            // shows what is missing.
+            .filter(|(_, t, v)| self.attr_bool(h, *t).is_some_and(|got| got != *v))
+            .map(|(n, _, v)| format!("{n} is {}", !v))
+            .collect();
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        let id = self.attr_bytes(h, AttributeType::Id).unwrap_or_default();
+        let uri = self.object_uri(label, &id);
+        // Destroy the half-right key (and its public half) so that nothing weaker stays behind.
+        let _ = self.session.destroy_object(h);
+        if let Ok(publics) = self.objects(
+            &[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::Id(id.clone()),
+            ],
+            "finding the public half",
+        ) {
+            for p in publics {
+                let _ = self.session.destroy_object(p);
+            }
+        }
+        Err(TokenError::UnusableKey {
+            key: uri,
+            reason: format!(
+                "token {:?} ignored part of the key template ({}); the key was destroyed. This token cannot hold a signing-only, non-extractable key of this type",
+                self.token.label,
+                wrong.join(", ")
+            ),
+        })
     }
 
     /// Import a PKCS#8 private key (migration of an existing CA key only) as sensitive and
@@ -634,6 +710,20 @@ impl TokenSession {
             .map_err(ck("storing the certificate on the token"))?;
         Ok(())
     }
+}
+
+/// Return codes with which a token refuses a key template it could otherwise generate with
+/// fewer attributes. tpm2-pkcs11 says CKR_GENERAL_ERROR for an attribute contradiction.
+fn template_refusal(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::TemplateInconsistent
+            | RvError::TemplateIncomplete
+            | RvError::AttributeValueInvalid
+            | RvError::AttributeTypeInvalid
+            | RvError::AttributeReadOnly
+            | RvError::GeneralError
+    )
 }
 
 fn ec_public_key(params: &[u8], point: &[u8]) -> Result<PublicKey, String> {
