@@ -14,6 +14,7 @@ use der::{Decode, Encode};
 use p256::elliptic_curve::sec1::ToSec1Point;
 use zeroize::Zeroizing;
 
+use super::mechanisms::SignChoice;
 use super::{Pkcs11Uri, TokenError, TokenSession, ck};
 use crate::signer::{KeyAlgorithm, PublicKey, SignError, SignatureAlgorithm, SigningKey};
 
@@ -323,8 +324,8 @@ impl TokenSession {
         Ok(TokenKey {
             session: self,
             uri: self.object_uri(&found.label, &found.id),
-            mechanisms: self.mechanisms.clone(),
             key: found,
+            refused: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -376,6 +377,13 @@ impl TokenSession {
         algorithm: KeyAlgorithm,
         id: Option<&[u8]>,
     ) -> Result<KeyInfo, TokenError> {
+        self.mechanisms
+            .can_generate(algorithm)
+            .map_err(|reason| TokenError::CannotGenerate {
+                token: self.token.label.clone(),
+                algorithm: algorithm.to_string(),
+                reason,
+            })?;
         self.refuse_existing(label, id)?;
         let id = match id {
             Some(id) => id.to_vec(),
@@ -801,7 +809,8 @@ pub struct TokenKey<'s> {
     session: &'s TokenSession,
     key: FoundKey,
     uri: String,
-    mechanisms: Vec<MechanismType>,
+    /// Mechanisms this key's token refused at C_Sign time in this run, skipped from then on.
+    refused: std::sync::Mutex<Vec<MechanismType>>,
 }
 
 impl TokenKey<'_> {
@@ -820,11 +829,6 @@ impl TokenKey<'_> {
         self.session
     }
 
-    fn has(&self, m: MechanismType) -> bool {
-        // An empty list means the token did not tell: assume the raw mechanisms.
-        self.mechanisms.is_empty() || self.mechanisms.contains(&m)
-    }
-
     fn device_error(&self, e: impl std::fmt::Display) -> SignError {
         SignError::Device {
             key: self.uri.clone(),
@@ -832,31 +836,63 @@ impl TokenKey<'_> {
         }
     }
 
-    fn run(&self, mechanism: &Mechanism, data: &[u8]) -> Result<Vec<u8>, SignError> {
+    /// One signature with one mechanism. The error carries the message and, for a PKCS#11
+    /// failure, the return code (to decide whether another mechanism is worth a try).
+    fn run(
+        &self,
+        mechanism: &Mechanism,
+        data: &[u8],
+    ) -> Result<Vec<u8>, (String, Option<RvError>)> {
+        let fail = |e: CkError| {
+            let rv = match &e {
+                CkError::Pkcs11(rv, _) => Some(*rv),
+                _ => None,
+            };
+            (describe_ck(e), rv)
+        };
         let s = self.session.session();
         if !self.key.always_authenticate {
-            return s
-                .sign(mechanism, self.key.handle, data)
-                .map_err(|e| self.device_error(describe_ck(e)));
+            return s.sign(mechanism, self.key.handle, data).map_err(fail);
         }
         // CKA_ALWAYS_AUTHENTICATE: C_SignInit, then a context-specific login, then the data.
-        let pin = self
-            .session
-            .context_pin()
-            .ok_or_else(|| self.device_error("no PIN kept for the context-specific login"))?;
-        s.sign_init(mechanism, self.key.handle)
-            .map_err(|e| self.device_error(describe_ck(e)))?;
-        s.login(UserType::ContextSpecific, Some(pin))
-            .map_err(|e| self.device_error(describe_ck(e)))?;
-        s.sign_update(data).map_err(|e| {
-            self.device_error(format!(
-                "{}; this key needs a PIN before every signature (CKA_ALWAYS_AUTHENTICATE), which hsmsign can only do through multi-part signing, and the token refuses that for this mechanism. Use a key without CKA_ALWAYS_AUTHENTICATE (e.g. PIV slot 9a instead of 9c)",
-                describe_ck(e)
-            ))
+        let pin = self.session.context_pin().ok_or_else(|| {
+            (
+                "no PIN kept for the context-specific login".to_string(),
+                None,
+            )
         })?;
-        s.sign_final()
-            .map_err(|e| self.device_error(describe_ck(e)))
+        s.sign_init(mechanism, self.key.handle).map_err(fail)?;
+        s.login(UserType::ContextSpecific, Some(pin))
+            .map_err(fail)?;
+        s.sign_update(data).map_err(|e| {
+            let (m, rv) = fail(e);
+            (format!(
+                "{m}; this key needs a PIN before every signature (CKA_ALWAYS_AUTHENTICATE), which hsmsign can only do through multi-part signing, and the token refuses that for this mechanism. Use a key without CKA_ALWAYS_AUTHENTICATE (e.g. PIV slot 9a instead of 9c)"
+            ), rv)
+        })?;
+        s.sign_final().map_err(fail)
     }
+}
+
+/// Return codes with which a token refuses one mechanism for one key while another mechanism
+/// may still work. A lost token or session (CKR_DEVICE_REMOVED, CKR_SESSION_HANDLE_INVALID,
+/// ...) is not among them: nothing else would work either.
+fn mechanism_refusal(rv: &Option<RvError>) -> bool {
+    matches!(
+        rv,
+        Some(
+            RvError::GeneralError
+                | RvError::FunctionFailed
+                | RvError::FunctionNotSupported
+                | RvError::KeyFunctionNotPermitted
+                | RvError::KeyTypeInconsistent
+                | RvError::KeySizeRange
+                | RvError::MechanismInvalid
+                | RvError::MechanismParamInvalid
+                | RvError::DataLenRange
+                | RvError::DataInvalid
+        )
+    )
 }
 
 fn describe_ck(e: cryptoki::error::Error) -> String {
@@ -883,39 +919,72 @@ impl SigningKey for TokenKey<'_> {
         message: &[u8],
         digest: &[u8],
     ) -> Result<Vec<u8>, SignError> {
-        use crate::signer::HashAlgorithm as H;
         let public = &self.key.public;
-        let ec = public.algorithm().is_ec();
-        let raw = if ec {
-            MechanismType::ECDSA
-        } else {
-            MechanismType::RSA_PKCS
-        };
-        let combined = match (ec, alg.hash()) {
-            (true, H::Sha256) => Mechanism::EcdsaSha256,
-            (true, H::Sha384) => Mechanism::EcdsaSha384,
-            (true, H::Sha512) => Mechanism::EcdsaSha512,
-            (false, H::Sha256) => Mechanism::Sha256RsaPkcs,
-            (false, H::Sha384) => Mechanism::Sha384RsaPkcs,
-            (false, H::Sha512) => Mechanism::Sha512RsaPkcs,
-        };
-        let combined_type = combined.mechanism_type();
-        // The raw mechanisms sign what the host hashed. Two cases use the token's hash-and-sign
-        // mechanism instead: a token without the raw one, and keys that need a login before each
-        // signature (CKA_ALWAYS_AUTHENTICATE), which go through the multi-part calls, and raw
-        // CKM_ECDSA is single-part only on many tokens.
-        let use_combined = !self.has(raw)
-            || (self.key.always_authenticate && self.mechanisms.contains(&combined_type));
-        let signature = if use_combined {
-            self.run(&combined, message)?
-        } else if ec {
-            let input = crate::signer::ecdsa_input(public.algorithm(), digest);
-            self.run(&Mechanism::Ecdsa, input)?
-        } else {
-            let mut info = alg.hash().digest_info_prefix().to_vec();
-            info.extend_from_slice(digest);
-            self.run(&Mechanism::RsaPkcs, &info)?
-        };
+        let key = public.algorithm();
+        let ec = key.is_ec();
+        let table = self.session.mechanisms();
+        let refused = self.refused.lock().map(|r| r.clone()).unwrap_or_default();
+        let choices: Vec<SignChoice> = table
+            .sign_choices(key, alg, self.key.always_authenticate)
+            .into_iter()
+            .filter(|c| !refused.contains(&c.mechanism))
+            .collect();
+        if choices.is_empty() {
+            return Err(self.device_error(format!(
+                "token {:?} offers no mechanism for {alg} with a {key} key: {}{}. Use a key type the token can sign with (`hsmsign token probe` lists them)",
+                self.session.token().label,
+                table.why_not(key, alg),
+                if refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (refused at signing time in this run: {})",
+                        refused
+                            .iter()
+                            .map(|m| super::mechanisms::mechanism_name(*m))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            )));
+        }
+        let mut failures = Vec::new();
+        let mut signature = None;
+        for (i, choice) in choices.iter().enumerate() {
+            let result = if !choice.host_hash {
+                self.run(&choice.mechanism(), message)
+            } else if ec {
+                self.run(&choice.mechanism(), crate::signer::ecdsa_input(key, digest))
+            } else {
+                let mut info = alg.hash().digest_info_prefix().to_vec();
+                info.extend_from_slice(digest);
+                self.run(&choice.mechanism(), &info)
+            };
+            match result {
+                Ok(s) => {
+                    signature = Some(s);
+                    break;
+                }
+                // The token lists the mechanism but will not use it with this key (a TPM's raw
+                // RSA needs decryption rights; some raw ECDSA takes only certain lengths): try
+                // the next one, and skip this one for the rest of the run.
+                Err(e) if i + 1 < choices.len() && mechanism_refusal(&e.1) => {
+                    failures.push(format!("{}: {}", choice.name(), e.0));
+                    if let Ok(mut r) = self.refused.lock() {
+                        r.push(choice.mechanism);
+                    }
+                }
+                Err(e) => {
+                    failures.push(format!("{}: {}", choice.name(), e.0));
+                    return Err(self.device_error(format!(
+                        "{} on token {:?}",
+                        failures.join("; then "),
+                        self.session.token().label
+                    )));
+                }
+            }
+        }
+        let signature = signature.ok_or_else(|| self.device_error(failures.join("; ")))?;
         if ec {
             crate::signer::ecdsa_raw_to_der(&signature)
         } else {

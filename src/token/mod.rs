@@ -6,6 +6,7 @@
 //! a wrong PIN is reported with the token's retry flags and never tried again.
 
 pub mod keys;
+pub mod mechanisms;
 pub mod pin;
 pub mod uri;
 
@@ -131,6 +132,18 @@ pub enum TokenError {
         token: String,
         /// `label "x"` or `id %01`.
         what: String,
+    },
+    /// The token cannot make a key of this kind.
+    #[error(
+        "token {token:?} cannot generate {algorithm} keys: {reason}. Choose another --algorithm (`hsmsign token probe` lists what the token can do)"
+    )]
+    CannotGenerate {
+        /// The token label.
+        token: String,
+        /// The key kind asked for.
+        algorithm: String,
+        /// What the token lacks.
+        reason: String,
     },
     /// The URI does not name an object.
     #[error("{0} names no key: add object=LABEL (and/or id=...) to the URI")]
@@ -453,9 +466,9 @@ impl Module {
             "opening a session on token {:?}",
             summary.label
         )))?;
-        // An empty list when the token will not tell: the key layer then assumes the raw
-        // mechanisms (CKM_ECDSA, CKM_RSA_PKCS).
-        let mechanisms = self.ctx.get_mechanism_list(slot).unwrap_or_default();
+        // When the token will not tell, the key layer assumes the raw mechanisms (CKM_ECDSA,
+        // CKM_RSA_PKCS).
+        let mechanisms = mechanisms::MechanismTable::read(&self.ctx, slot);
         Ok(TokenSession {
             session,
             slot,
@@ -482,14 +495,19 @@ pub struct TokenSession {
     token: TokenSummary,
     /// The PIN, kept only while a key needs context-specific logins (CKA_ALWAYS_AUTHENTICATE).
     pin: Option<SecretString>,
-    /// The mechanisms the token offers.
-    mechanisms: Vec<cryptoki::mechanism::MechanismType>,
+    /// The mechanisms the token offers (those hsmsign uses), with their facts.
+    mechanisms: mechanisms::MechanismTable,
 }
 
 impl TokenSession {
     /// The token this session is on.
     pub fn token(&self) -> &TokenSummary {
         &self.token
+    }
+
+    /// The token's mechanisms, as signing and key generation see them.
+    pub fn mechanisms(&self) -> &mechanisms::MechanismTable {
+        &self.mechanisms
     }
 
     pub(crate) fn session(&self) -> &Session {
