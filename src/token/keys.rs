@@ -977,9 +977,11 @@ impl SigningKey for TokenKey<'_> {
                 Err(e) => {
                     failures.push(format!("{}: {}", choice.name(), e.0));
                     return Err(self.device_error(format!(
-                        "{} on token {:?}",
+                        "{} on token {:?}.{}",
                         failures.join("; then "),
-                        self.session.token().label
+                        self.session.token().label,
+                        e.1.map(|rv| format!(" {}", super::advice(rv)))
+                            .unwrap_or_default()
                     )));
                 }
             }

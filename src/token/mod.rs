@@ -188,27 +188,35 @@ pub(crate) fn ckr_name(rv: &RvError) -> String {
     out
 }
 
+/// What to do about a PKCS#11 return code.
+pub(crate) fn advice(rv: RvError) -> &'static str {
+    match rv {
+        RvError::TokenNotPresent | RvError::DeviceRemoved => {
+            "The token was removed: insert it and run the command again."
+        }
+        RvError::DeviceError | RvError::SessionHandleInvalid | RvError::SessionClosed => {
+            "The token, or the server or daemon its module talks to, failed or went away: check that it is running and reachable (`hsmsign token probe`), then run the command again."
+        }
+        RvError::DeviceMemory | RvError::GeneralError => {
+            "The token reported a fault: check it with the vendor's tools (and `hsmsign token probe`) before trusting it further."
+        }
+        RvError::MechanismInvalid | RvError::MechanismParamInvalid => {
+            "The token does not offer this mechanism: choose another key algorithm."
+        }
+        RvError::UserNotLoggedIn => "Log in first (a PIN source is needed).",
+        RvError::TemplateInconsistent | RvError::AttributeValueInvalid => {
+            "The token refused the key template: it may not support non-extractable keys of this type."
+        }
+        _ => "See the token vendor's documentation for this return code.",
+    }
+}
+
 /// Turn a cryptoki error into a [`TokenError`] saying what was being done.
 pub(crate) fn ck(doing: impl Into<String>) -> impl FnOnce(CkError) -> TokenError {
     let doing = doing.into();
     move |e| match e {
         CkError::Pkcs11(rv, function) => {
-            let advice = match rv {
-                RvError::TokenNotPresent | RvError::DeviceRemoved => {
-                    "The token was removed: insert it and run the command again."
-                }
-                RvError::DeviceError | RvError::DeviceMemory | RvError::GeneralError => {
-                    "The token reported a fault: check it with the vendor's tools before trusting it further."
-                }
-                RvError::MechanismInvalid | RvError::MechanismParamInvalid => {
-                    "The token does not offer this mechanism: choose another key algorithm."
-                }
-                RvError::UserNotLoggedIn => "Log in first (a PIN source is needed).",
-                RvError::TemplateInconsistent | RvError::AttributeValueInvalid => {
-                    "The token refused the key template: it may not support non-extractable keys of this type."
-                }
-                _ => "See the token vendor's documentation for this return code.",
-            };
+            let advice = advice(rv);
             TokenError::Pkcs11 {
                 function: format!("C_{function:?}"),
                 rv: ckr_name(&rv),
