@@ -482,15 +482,20 @@ impl Row {
 struct Done {
     /// Key algorithms generated (and used).
     generated: Vec<&'static str>,
-    /// Signature algorithms whose signatures verified.
-    signed: Vec<&'static str>,
+    /// (key algorithm, signature algorithm) of the signatures made and verified.
+    signed: Vec<(&'static str, &'static str)>,
 }
 
 /// The scenario, the same on every row.
 fn scenario(row: &Row, with_rsa: bool) -> Done {
     let started = Instant::now();
     let mut generated = vec!["ec-p384", "ec-p256"];
-    let mut signed = vec!["SHA384withECDSA", "SHA256withECDSA"];
+    // The root (P-384) signs the intermediate and the audit anchor, the issuing CA (P-256) the
+    // certificates and the CRL, the operators the archive entries.
+    let mut signed = vec![
+        ("ec-p384", "SHA384withECDSA"),
+        ("ec-p256", "SHA256withECDSA"),
+    ];
     // 1. Keys generated inside the token: root (P-384), issuing CA and operator (P-256), and an
     //    RSA operator key where the token has RSA.
     let mut keys = vec![
@@ -501,7 +506,7 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
     if with_rsa {
         keys.push(("operator-rsa", "rsa-3072"));
         generated.push("rsa-3072");
-        signed.push("SHA256withRSA");
+        signed.push(("rsa-3072", "SHA256withRSA"));
     }
     for (label, alg) in &keys {
         let v = row.json(&[
@@ -740,6 +745,68 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
     Done { generated, signed }
 }
 
+/// `token probe --json` of the row's token.
+fn probe(row: &Row) -> serde_json::Value {
+    let v = row.json(&[
+        "token",
+        "probe",
+        "--token",
+        &format!("pkcs11:token={}", row.token),
+    ]);
+    assert_eq!(v["token"]["label"], row.token.as_str(), "{v}");
+    v
+}
+
+fn can_generate(probe: &serde_json::Value, alg: &str) -> bool {
+    probe["generate"]
+        .as_array()
+        .and_then(|a| a.iter().find(|g| g["algorithm"] == alg))
+        .unwrap_or_else(|| panic!("probe says nothing about generating {alg}: {probe}"))["possible"]
+        .as_bool()
+        .unwrap_or(false)
+}
+
+fn sign_plan<'p>(probe: &'p serde_json::Value, key: &str, alg: &str) -> &'p serde_json::Value {
+    probe["signatures"]
+        .as_array()
+        .and_then(|a| a.iter().find(|g| g["key"] == key && g["algorithm"] == alg))
+        .unwrap_or_else(|| panic!("probe says nothing about {alg} with {key}: {probe}"))
+}
+
+/// Probe first, run the scenario with what probe promised, then hold probe's verdicts against
+/// what the scenario did: every key kind it generated and every signature it made.
+fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
+    let p = probe(row);
+    // Read-only: the probe created nothing.
+    let keys = row.json(&[
+        "key",
+        "list",
+        "--token",
+        &format!("pkcs11:token={}", row.token),
+    ]);
+    assert_eq!(keys["keys"].as_array().map_or(0, Vec::len), 0, "{keys}");
+    let with_rsa = can_generate(&p, "rsa-3072");
+    let done = scenario(row, with_rsa);
+    for alg in &done.generated {
+        assert!(
+            can_generate(&p, alg),
+            "[{}] probe denied {alg}, scenario made it",
+            row.name
+        );
+    }
+    for (key, alg) in &done.signed {
+        let plan = sign_plan(&p, key, alg);
+        assert_eq!(plan["possible"], true, "[{}] {plan}", row.name);
+        assert!(
+            plan["mechanism"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("CKM_")),
+            "{plan}"
+        );
+    }
+    (p, done)
+}
+
 /// Every `.sig` file under `dir`.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -764,17 +831,54 @@ fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
 #[test]
 fn row1_softhsm2() {
     let row = timed("softhsm2", Row::softhsm);
-    let done = scenario(&row, true);
+    let (p, done) = probed_scenario(&row);
+    assert_eq!(
+        sign_plan(&p, "ec-p256", "SHA256withECDSA")["mechanism"],
+        "CKM_ECDSA"
+    );
     assert_eq!(done.generated.len(), 3);
-    assert!(done.signed.contains(&"SHA256withRSA"));
+    assert!(done.signed.contains(&("rsa-3072", "SHA256withRSA")));
 }
 
 #[test]
 fn row2_tpm2_pkcs11_on_swtpm() {
     let row = timed("tpm2-pkcs11", Row::tpm2);
-    let done = scenario(&row, true);
+    let (p, done) = probed_scenario(&row);
+    // The TPM signs RSA through its hash-and-sign mechanism (raw RSA would need a decrypt
+    // right), ECDSA over the host's digest.
+    let rsa = sign_plan(&p, "rsa-3072", "SHA256withRSA");
+    assert_eq!(rsa["mechanism"], "CKM_SHA256_RSA_PKCS", "{rsa}");
+    assert_eq!(rsa["hashing"], "token", "{rsa}");
+    let ec = sign_plan(&p, "ec-p256", "SHA384withECDSA");
+    assert_eq!(ec["mechanism"], "CKM_ECDSA", "{ec}");
+    assert!(
+        ec["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("cut to 32 bytes")),
+        "{ec}"
+    );
+    assert!(!can_generate(&p, "rsa-4096"), "{p}");
+    // A module that cannot reach its TPM: which file, which call, what it returned, what next.
+    let dead = free_port_pair();
+    let out = row
+        .cmd()
+        .env(
+            "TPM2_PKCS11_TCTI",
+            format!("swtpm:host=127.0.0.1,port={dead}"),
+        )
+        .args(["token", "probe"])
+        .output()
+        .expect("probe");
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(
+        e.contains("libtpm2_pkcs11.so")
+            && e.contains("C_Initialize returned CKR_")
+            && e.contains("token probe"),
+        "{e}"
+    );
     assert_eq!(done.generated.len(), 3);
-    assert!(done.signed.contains(&"SHA256withRSA"));
+    assert!(done.signed.contains(&("rsa-3072", "SHA256withRSA")));
     // tpm2-pkcs11 stops RSA key generation at 3072 bits: refused up front, naming the range.
     let out = row.run(&[
         "key",
@@ -795,9 +899,15 @@ fn row2_tpm2_pkcs11_on_swtpm() {
 #[test]
 fn row5_p11kit_client_and_server() {
     let row = timed("p11-kit", Row::p11kit);
-    let done = scenario(&row, true);
+    let (p, done) = probed_scenario(&row);
+    assert_eq!(
+        p["module"]["path"]
+            .as_str()
+            .map(|m| m.ends_with("p11-kit-client.so")),
+        Some(true)
+    );
     assert_eq!(done.generated.len(), 3);
-    assert!(done.signed.contains(&"SHA256withRSA"));
+    assert!(done.signed.contains(&("rsa-3072", "SHA256withRSA")));
 }
 
 /// The module's server dies while an archive is being signed: the command fails naming the

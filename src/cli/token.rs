@@ -11,6 +11,13 @@ use super::{CmdResult, Ctx, Failure, prompt};
 pub enum TokenCmd {
     /// List the tokens the module offers.
     List,
+    /// What the module and a token are, and how hsmsign will generate keys and sign with it
+    /// (read-only: no login, nothing created).
+    Probe {
+        /// The token (default: the only initialised token).
+        #[arg(long, value_name = "URI")]
+        token: Option<String>,
+    },
     /// Initialise a test/dev token (SoftHSM2) in a free slot and set its user PIN.
     Init {
         /// The new token's label.
@@ -47,6 +54,17 @@ pub fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
                 text.trim_end(),
                 json!({"module": module.path(), "tokens": tokens}),
             );
+            module.finalize();
+            Ok(())
+        }
+        TokenCmd::Probe { token } => {
+            let uri = match &token {
+                Some(t) => Some(ctx.uri(t)?),
+                None => None,
+            };
+            let module = ctx.module(uri.as_ref())?;
+            let report = hsmsign::token::probe::probe(&module, &uri.unwrap_or_default())?;
+            ctx.emit(report.text(), json!(report));
             module.finalize();
             Ok(())
         }
