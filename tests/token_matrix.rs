@@ -804,6 +804,48 @@ fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
             "{plan}"
         );
     }
+    // --exercise: a throwaway key of each kind probe promises, signed with, then destroyed.
+    let token = format!("pkcs11:token={}", row.token);
+    let keys_before = row.json(&["key", "list", "--token", &token])["keys"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let ex = row.json(&["token", "probe", "--token", &token, "--exercise"]);
+    let results = ex["exercise"].as_array().cloned().unwrap_or_default();
+    let exercised: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r["algorithm"].as_str())
+        .collect();
+    for alg in &done.generated {
+        assert!(
+            exercised.contains(alg),
+            "[{}] {alg} not exercised: {ex}",
+            row.name
+        );
+    }
+    for r in &results {
+        assert_eq!(r["generated"], true, "[{}] {r}", row.name);
+        assert_eq!(r["verdict"], GENERATED, "[{}] {r}", row.name);
+        assert_eq!(r["destroyed"], true, "[{}] {r}", row.name);
+        let sigs = r["signatures"].as_array().cloned().unwrap_or_default();
+        assert!(sigs.len() >= 3, "[{}] {r}", row.name);
+        assert!(sigs.iter().all(|s| s[1] == "ok"), "[{}] {r}", row.name);
+    }
+    let keys_after = row.json(&["key", "list", "--token", &token])["keys"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(
+        keys_before, keys_after,
+        "[{}] exercise keys left behind",
+        row.name
+    );
+    let audit = row.json(&["audit", "show"]);
+    assert!(
+        audit.to_string().contains("token.probe.exercise"),
+        "[{}] exercise not audited",
+        row.name
+    );
+    let out = row.ok(&["audit", "verify"]);
+    assert!(out.contains("audit log OK"), "[{}] {out}", row.name);
     (p, done)
 }
 

@@ -586,6 +586,33 @@ impl TokenSession {
         Ok(self.key_info(priv_h))
     }
 
+    /// Destroy a throwaway key pair made by `token probe --exercise`. Refuses any key whose
+    /// label does not carry the exercise prefix, so no real key can be removed this way.
+    pub(crate) fn destroy_exercise_key(&self, uri: &Pkcs11Uri) -> Result<(), TokenError> {
+        let found = self.find_key(uri)?;
+        if !found.label.starts_with(super::probe::EXERCISE_PREFIX) {
+            return Err(TokenError::UnusableKey {
+                key: uri.to_string(),
+                reason: "not a probe exercise key: hsmsign does not destroy keys".into(),
+            });
+        }
+        let mut handles = vec![found.handle];
+        handles.extend(self.objects(
+            &[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::Id(found.id.clone()),
+                Attribute::Label(found.label.as_bytes().to_vec()),
+            ],
+            "finding the exercise key's public half",
+        )?);
+        for h in handles {
+            self.session
+                .destroy_object(h)
+                .map_err(ck(format!("destroying the exercise key {}", found.label)))?;
+        }
+        Ok(())
+    }
+
     /// Every security attribute of the key and a provenance verdict.
     pub fn inspect(&self, uri: &Pkcs11Uri) -> Result<KeyInspection, TokenError> {
         let found = self.find_key(uri)?;

@@ -8,7 +8,7 @@ use cryptoki::slot::Limit;
 use serde::Serialize;
 
 use super::mechanisms::{MechanismTable, mechanism_name};
-use super::{Module, Pkcs11Uri, TokenError, TokenSummary, ck};
+use super::{Module, Pkcs11Uri, TokenError, TokenSession, TokenSummary, ck};
 use crate::signer::{KeyAlgorithm, SignatureAlgorithm};
 
 /// The key kinds probe judges.
@@ -292,4 +292,137 @@ impl ProbeReport {
         ));
         out
     }
+}
+
+/// The label prefix of the throwaway keys `token probe --exercise` makes (and only these can
+/// be destroyed by it).
+pub const EXERCISE_PREFIX: &str = "hsmsign-probe-exercise-";
+
+/// The key kinds `--exercise` tries (where probe says the token can generate them).
+pub const EXERCISED_KEYS: [KeyAlgorithm; 3] = [
+    KeyAlgorithm::EcP256,
+    KeyAlgorithm::EcP384,
+    KeyAlgorithm::Rsa(3072),
+];
+
+/// What `--exercise` did with one key kind.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExerciseResult {
+    /// The key kind.
+    pub algorithm: String,
+    /// The throwaway key's URI (destroyed afterwards), when it was made.
+    pub key: Option<String>,
+    /// True when the key was generated.
+    pub generated: bool,
+    /// The provenance verdict of `key inspect`.
+    pub verdict: Option<String>,
+    /// Per signature algorithm: "ok" (signed and verified in software) or the error.
+    pub signatures: Vec<(String, String)>,
+    /// True when the throwaway key was destroyed again.
+    pub destroyed: bool,
+    /// Why generation failed, if it did.
+    pub error: Option<String>,
+}
+
+impl ExerciseResult {
+    /// True when the key was made, is non-extractable, signed every algorithm and is gone.
+    pub fn ok(&self) -> bool {
+        self.generated
+            && self.verdict.as_deref()
+                == Some(super::Provenance::GeneratedOnToken.verdict().as_str())
+            && self.signatures.iter().all(|(_, r)| r == "ok")
+            && self.destroyed
+    }
+}
+
+/// Make a throwaway key of each kind the report says the token can generate, check its
+/// provenance, sign and verify every fitting algorithm with it, and destroy it.
+pub fn exercise(session: &TokenSession, report: &ProbeReport) -> Vec<ExerciseResult> {
+    let mut out = Vec::new();
+    for alg in EXERCISED_KEYS {
+        if !report
+            .generate
+            .iter()
+            .any(|g| g.algorithm == alg.to_string() && g.possible)
+        {
+            continue;
+        }
+        let suffix = session
+            .random(4)
+            .map(|r| crate::signer::hex(&r))
+            .unwrap_or_else(|_| std::process::id().to_string());
+        let label = format!("{EXERCISE_PREFIX}{alg}-{suffix}");
+        let mut result = ExerciseResult {
+            algorithm: alg.to_string(),
+            key: None,
+            generated: false,
+            verdict: None,
+            signatures: Vec::new(),
+            destroyed: false,
+            error: None,
+        };
+        let info = match session.generate_key(&label, alg, None) {
+            Ok(i) => i,
+            Err(e) => {
+                result.error = Some(e.to_string());
+                out.push(result);
+                continue;
+            }
+        };
+        result.generated = true;
+        result.key = Some(info.uri.clone());
+        match Pkcs11Uri::parse(&info.uri) {
+            Ok(uri) => {
+                result.verdict = session.inspect(&uri).ok().map(|i| i.verdict);
+                match session.signing_key(&uri) {
+                    Ok(key) => {
+                        for sig in SignatureAlgorithm::ALL.into_iter().filter(|a| a.fits(alg)) {
+                            let r =
+                                crate::signer::sign(&key, sig, b"hsmsign token probe --exercise")
+                                    .map(|_| "ok".to_string())
+                                    .unwrap_or_else(|e| e.to_string());
+                            result.signatures.push((sig.java_name().into(), r));
+                        }
+                    }
+                    Err(e) => result.error = Some(e.to_string()),
+                }
+                match session.destroy_exercise_key(&uri) {
+                    Ok(()) => result.destroyed = true,
+                    Err(e) => {
+                        result.error = Some(format!(
+                            "{}the throwaway key could not be destroyed: {e}",
+                            result.error.map(|p| format!("{p}; ")).unwrap_or_default()
+                        ))
+                    }
+                }
+            }
+            Err(e) => result.error = Some(e.to_string()),
+        }
+        out.push(result);
+    }
+    out
+}
+
+/// The exercise results as text.
+pub fn exercise_text(results: &[ExerciseResult]) -> String {
+    let mut out = String::from("Exercise (throwaway keys, destroyed afterwards):\n");
+    for r in results {
+        out.push_str(&format!(
+            "  {:<9} {}: generated {}, {}, {}{}\n",
+            r.algorithm,
+            if r.ok() { "ok " } else { "NO " },
+            if r.generated { "yes" } else { "no" },
+            r.verdict.as_deref().unwrap_or("no verdict"),
+            r.signatures
+                .iter()
+                .map(|(a, s)| format!("{a} {s}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.error
+                .as_ref()
+                .map(|e| format!("; {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    out.trim_end().to_string()
 }
