@@ -377,8 +377,13 @@ impl TokenSession {
         algorithm: KeyAlgorithm,
         id: Option<&[u8]>,
     ) -> Result<KeyInfo, TokenError> {
-        self.mechanisms
-            .can_generate(algorithm)
+        let writable = if self.token.flags.iter().any(|f| f == "write-protected") {
+            Err("the token is write-protected (CKF_WRITE_PROTECTED)".to_string())
+        } else {
+            Ok(())
+        };
+        writable
+            .and_then(|()| self.mechanisms.can_generate(algorithm))
             .map_err(|reason| TokenError::CannotGenerate {
                 token: self.token.label.clone(),
                 algorithm: algorithm.to_string(),

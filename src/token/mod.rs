@@ -217,6 +217,9 @@ pub(crate) fn advice(rv: RvError) -> &'static str {
             "The token does not offer this mechanism: choose another key algorithm."
         }
         RvError::UserNotLoggedIn => "Log in first (a PIN source is needed).",
+        RvError::TokenWriteProtected => {
+            "The token is write-protected: nothing can be created on it. Use a writable token, or unlock it with the vendor's tools."
+        }
         RvError::SessionCount => {
             "The token has no free session: other programs, or runs that crashed, hold them (some devices free idle sessions only after a delay, e.g. 30 s). Stop the other users, wait, and run the command again."
         }
