@@ -430,17 +430,18 @@ impl Module {
     }
 
     fn slots(&self) -> Result<Vec<(Slot, TokenSummary)>, TokenError> {
-        let slots = self
-            .ctx
-            .get_slots_with_token()
-            .map_err(ck("listing slots"))?;
+        let slots = self.ctx.get_slots_with_token().map_err(ck(format!(
+            "listing the slots of PKCS#11 module {}",
+            self.path.display()
+        )))?;
         slots
             .into_iter()
             .map(|slot| {
-                let info = self
-                    .ctx
-                    .get_token_info(slot)
-                    .map_err(ck("reading token information"))?;
+                let info = self.ctx.get_token_info(slot).map_err(ck(format!(
+                    "reading the token information of slot {} of {}",
+                    slot.id(),
+                    self.path.display()
+                )))?;
                 Ok((slot, TokenSummary::from_info(slot, &info)))
             })
             .collect()
