@@ -234,23 +234,42 @@ impl Row {
                 .env("XDG_CONFIG_HOME", row.dir.path()),
             "swtpm_setup",
         );
-        let port = free_port_pair();
+        // Another process may take the free port pair between the check and swtpm's bind:
+        // then swtpm exits and a new pair is tried.
         let log = row.path("swtpm.log");
-        let mut swtpm = Daemon::spawn(
-            "swtpm",
-            Command::new("swtpm")
-                .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
-                .arg("--tpmstate")
-                .arg(format!("dir={}", state.display()))
-                .arg("--server")
-                .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-                .arg("--ctrl")
-                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)),
-            &log,
-        );
-        wait_for("swtpm", &log, Some(&mut swtpm), || {
-            TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
-        });
+        let mut started = None;
+        for _ in 0..5 {
+            let port = free_port_pair();
+            let mut swtpm = Daemon::spawn(
+                "swtpm",
+                Command::new("swtpm")
+                    .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
+                    .arg("--tpmstate")
+                    .arg(format!("dir={}", state.display()))
+                    .arg("--server")
+                    .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+                    .arg("--ctrl")
+                    .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)),
+                &log,
+            );
+            let start = Instant::now();
+            while swtpm.alive() && start.elapsed() < Duration::from_secs(20) {
+                if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                    started = Some((swtpm, port));
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if started.is_some() {
+                break;
+            }
+        }
+        let Some((swtpm, port)) = started else {
+            panic!(
+                "swtpm did not come up: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
         row.daemons.push(swtpm);
 
         // A private D-Bus for tpm2-abrmd (the resource manager that flushes transient objects).
