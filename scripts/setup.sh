@@ -11,6 +11,12 @@ command -v setsid >/dev/null 2>&1 || need+=(util-linux)
 # Native YubiKey support (the default `yubikey` feature) links libpcsclite.
 dpkg -s libpcsclite-dev >/dev/null 2>&1 || need+=(libpcsclite-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# The token matrix (tests/token_matrix.rs): tpm2-pkcs11 on swtpm behind tpm2-abrmd on a private
+# D-Bus, and p11-kit's client/server pair. Checked per package: the libraries have no command.
+for pkg in libtpm2-pkcs11-1 libtpm2-pkcs11-tools swtpm swtpm-tools libtss2-tcti-swtpm0 tpm2-tools \
+  tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon p11-kit p11-kit-modules; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

@@ -1,7 +1,8 @@
 //! `hsmsign token ...`
 
 use clap::Subcommand;
-use hsmsign::token::{PinSource, TokenError};
+use hsmsign::store::AuditEntry;
+use hsmsign::token::{PinSource, Pkcs11Uri, TokenError};
 use serde_json::json;
 
 use super::{CmdResult, Ctx, Failure, prompt};
@@ -11,6 +12,17 @@ use super::{CmdResult, Ctx, Failure, prompt};
 pub enum TokenCmd {
     /// List the tokens the module offers.
     List,
+    /// What the module and a token are, and how hsmsign will generate keys and sign with it
+    /// (read-only: no login, nothing created).
+    Probe {
+        /// The token (default: the only initialised token).
+        #[arg(long, value_name = "URI")]
+        token: Option<String>,
+        /// Also log in, make a throwaway key of each kind the token can generate, check its
+        /// provenance, sign and verify with it, and destroy it (recorded in the audit log).
+        #[arg(long)]
+        exercise: bool,
+    },
     /// Initialise a test/dev token (SoftHSM2) in a free slot and set its user PIN.
     Init {
         /// The new token's label.
@@ -48,6 +60,79 @@ pub fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
                 json!({"module": module.path(), "tokens": tokens}),
             );
             module.finalize();
+            Ok(())
+        }
+        TokenCmd::Probe { token, exercise } => {
+            let uri = match &token {
+                Some(t) => Some(ctx.uri(t)?),
+                None => None,
+            };
+            let module = ctx.module(uri.as_ref())?;
+            let uri = uri.unwrap_or_default();
+            let report = hsmsign::token::probe::probe(&module, &uri)?;
+            if !exercise {
+                ctx.emit(report.text(), json!(report));
+                module.finalize();
+                return Ok(());
+            }
+            let store = ctx.store()?;
+            let token_uri = Pkcs11Uri {
+                token: Some(report.token.summary.label.clone()),
+                serial: Some(report.token.summary.serial.clone()),
+                ..uri.clone()
+            };
+            let session = ctx.login_audited(
+                &module,
+                &token_uri.token_part_with_pin(&uri),
+                store.as_ref(),
+            )?;
+            let results = hsmsign::token::probe::exercise(&session, &report);
+            if let Some(store) = &store {
+                let mut entry = AuditEntry::new(
+                    "token.probe.exercise",
+                    ctx.operator(Some(&session.token().label)),
+                )
+                .param("token", session.token().uri.clone());
+                for r in &results {
+                    entry = entry.param(
+                        r.algorithm.clone(),
+                        if r.ok() {
+                            "generated, non-extractable, signed and verified, destroyed".to_string()
+                        } else {
+                            format!(
+                                "FAILED: {}",
+                                hsmsign::token::probe::exercise_text(std::slice::from_ref(r))
+                            )
+                        },
+                    );
+                }
+                if results.iter().any(|r| !r.ok()) {
+                    entry = entry.failed("a capability probe says the token has did not work");
+                }
+                store.record(entry)?;
+            }
+            let failed = results.iter().filter(|r| !r.ok()).count();
+            ctx.emit(
+                format!(
+                    "{}\n{}",
+                    report.text(),
+                    hsmsign::token::probe::exercise_text(&results)
+                ),
+                json!({"probe": report, "exercise": results}),
+            );
+            drop(session);
+            module.finalize();
+            if failed > 0 {
+                return Err(Failure::Failed(
+                    TokenError::UnusableKey {
+                        key: token_uri.to_string(),
+                        reason: format!(
+                            "{failed} key kind(s) that the token reports it can generate did not work end to end (see above)"
+                        ),
+                    }
+                    .into(),
+                ));
+            }
             Ok(())
         }
         TokenCmd::Init {

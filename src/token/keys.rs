@@ -4,6 +4,7 @@
 //! named by its handle. Public keys are read from the public-key object with the same CKA_ID
 //! (or, failing that, from the RSA private key's public attributes or a certificate object).
 
+use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{
     Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
@@ -13,6 +14,7 @@ use der::{Decode, Encode};
 use p256::elliptic_curve::sec1::ToSec1Point;
 use zeroize::Zeroizing;
 
+use super::mechanisms::SignChoice;
 use super::{Pkcs11Uri, TokenError, TokenSession, ck};
 use crate::signer::{KeyAlgorithm, PublicKey, SignError, SignatureAlgorithm, SigningKey};
 
@@ -322,8 +324,8 @@ impl TokenSession {
         Ok(TokenKey {
             session: self,
             uri: self.object_uri(&found.label, &found.id),
-            mechanisms: self.mechanisms.clone(),
             key: found,
+            refused: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -375,19 +377,41 @@ impl TokenSession {
         algorithm: KeyAlgorithm,
         id: Option<&[u8]>,
     ) -> Result<KeyInfo, TokenError> {
+        let writable = if self.token.flags.iter().any(|f| f == "write-protected") {
+            Err("the token is write-protected (CKF_WRITE_PROTECTED)".to_string())
+        } else {
+            Ok(())
+        };
+        writable
+            .and_then(|()| self.mechanisms.can_generate(algorithm))
+            .map_err(|reason| TokenError::CannotGenerate {
+                token: self.token.label.clone(),
+                algorithm: algorithm.to_string(),
+                reason,
+            })?;
         self.refuse_existing(label, id)?;
         let id = match id {
             Some(id) => id.to_vec(),
             None => self.fresh_id()?,
         };
-        let common_public = vec![
+        // The public template in two strengths. The full one also says what the public key may
+        // do: verify, never encrypt or wrap. Some tokens compute those flags themselves and
+        // refuse a template that disagrees: tpm2-pkcs11 1.9 derives the public key's CKA_VERIFY
+        // from the TPM's decrypt bit and CKA_ENCRYPT from its sign bit, so a signing-only key
+        // (private CKA_DECRYPT false) with public CKA_VERIFY true is a "mismatch" there
+        // (CKR_GENERAL_ERROR). Those tokens get the reduced template, which leaves the public
+        // key's usage flags to the token: hsmsign verifies every signature in software and never
+        // asks the token to verify or encrypt, and the private key is checked after generation.
+        let public_base = vec![
             Attribute::Token(true),
             Attribute::Private(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.clone()),
+        ];
+        let public_usage = [
             Attribute::Verify(true),
             Attribute::Encrypt(false),
             Attribute::Wrap(false),
-            Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Id(id.clone()),
         ];
         let private = vec![
             Attribute::Token(true),
@@ -402,7 +426,7 @@ impl TokenSession {
             Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Id(id.clone()),
         ];
-        let (mechanism, mut public) = match algorithm {
+        let (mechanism, specific) = match algorithm {
             KeyAlgorithm::EcP256 => (
                 Mechanism::EccKeyPairGen,
                 vec![Attribute::EcParams(P256_PARAMS.to_vec())],
@@ -419,12 +443,77 @@ impl TokenSession {
                 ],
             ),
         };
-        public.extend(common_public);
-        let (_pub_h, priv_h) = self
-            .session
-            .generate_key_pair(&mechanism, &public, &private)
-            .map_err(ck(format!("generating a {algorithm} key pair")))?;
+        let doing = format!(
+            "generating a {algorithm} key pair on token {:?}",
+            self.token.label
+        );
+        let mut full = specific.clone();
+        full.extend(public_base.iter().cloned());
+        full.extend(public_usage);
+        let priv_h = match self.session.generate_key_pair(&mechanism, &full, &private) {
+            Ok((_, h)) => h,
+            Err(CkError::Pkcs11(rv, _)) if template_refusal(rv) => {
+                let mut reduced = specific;
+                reduced.extend(public_base);
+                self.session
+                    .generate_key_pair(&mechanism, &reduced, &private)
+                    .map_err(ck(format!(
+                        "{doing} (also refused with the reduced public template after {})",
+                        super::ckr_name(&rv)
+                    )))?
+                    .1
+            }
+            Err(e) => return Err(ck(doing)(e)),
+        };
+        self.check_generated(priv_h, label)?;
         Ok(self.key_info(priv_h))
+    }
+
+    /// After generation: the private key must be what was asked for (sensitive, never
+    /// extractable, signing only). A token that silently ignored part of the template gets its
+    /// key destroyed and a refusal naming the attribute.
+    fn check_generated(&self, h: ObjectHandle, label: &str) -> Result<(), TokenError> {
+        let want = [
+            ("CKA_SENSITIVE", AttributeType::Sensitive, true),
+            ("CKA_EXTRACTABLE", AttributeType::Extractable, false),
+            ("CKA_SIGN", AttributeType::Sign, true),
+            ("CKA_DECRYPT", AttributeType::Decrypt, false),
+            ("CKA_UNWRAP", AttributeType::Unwrap, false),
+            ("CKA_DERIVE", AttributeType::Derive, false),
+        ];
+        let wrong: Vec<String> = want
+            .iter()
+            // An attribute the token does not report is not held against it here; `key inspect`
+            // shows what is missing.
+            .filter(|(_, t, v)| self.attr_bool(h, *t).is_some_and(|got| got != *v))
+            .map(|(n, _, v)| format!("{n} is {}", !v))
+            .collect();
+        if wrong.is_empty() {
+            return Ok(());
+        }
+        let id = self.attr_bytes(h, AttributeType::Id).unwrap_or_default();
+        let uri = self.object_uri(label, &id);
+        // Destroy the half-right key (and its public half) so that nothing weaker stays behind.
+        let _ = self.session.destroy_object(h);
+        if let Ok(publics) = self.objects(
+            &[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::Id(id.clone()),
+            ],
+            "finding the public half",
+        ) {
+            for p in publics {
+                let _ = self.session.destroy_object(p);
+            }
+        }
+        Err(TokenError::UnusableKey {
+            key: uri,
+            reason: format!(
+                "token {:?} ignored part of the key template ({}); the key was destroyed. This token cannot hold a signing-only, non-extractable key of this type",
+                self.token.label,
+                wrong.join(", ")
+            ),
+        })
     }
 
     /// Import a PKCS#8 private key (migration of an existing CA key only) as sensitive and
@@ -500,6 +589,33 @@ impl TokenSession {
             return Err(ck("creating the imported public key")(e));
         }
         Ok(self.key_info(priv_h))
+    }
+
+    /// Destroy a throwaway key pair made by `token probe --exercise`. Refuses any key whose
+    /// label does not carry the exercise prefix, so no real key can be removed this way.
+    pub(crate) fn destroy_exercise_key(&self, uri: &Pkcs11Uri) -> Result<(), TokenError> {
+        let found = self.find_key(uri)?;
+        if !found.label.starts_with(super::probe::EXERCISE_PREFIX) {
+            return Err(TokenError::UnusableKey {
+                key: uri.to_string(),
+                reason: "not a probe exercise key: hsmsign does not destroy keys".into(),
+            });
+        }
+        let mut handles = vec![found.handle];
+        handles.extend(self.objects(
+            &[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::Id(found.id.clone()),
+                Attribute::Label(found.label.as_bytes().to_vec()),
+            ],
+            "finding the exercise key's public half",
+        )?);
+        for h in handles {
+            self.session
+                .destroy_object(h)
+                .map_err(ck(format!("destroying the exercise key {}", found.label)))?;
+        }
+        Ok(())
     }
 
     /// Every security attribute of the key and a provenance verdict.
@@ -636,6 +752,20 @@ impl TokenSession {
     }
 }
 
+/// Return codes with which a token refuses a key template it could otherwise generate with
+/// fewer attributes. tpm2-pkcs11 says CKR_GENERAL_ERROR for an attribute contradiction.
+fn template_refusal(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::TemplateInconsistent
+            | RvError::TemplateIncomplete
+            | RvError::AttributeValueInvalid
+            | RvError::AttributeTypeInvalid
+            | RvError::AttributeReadOnly
+            | RvError::GeneralError
+    )
+}
+
 fn ec_public_key(params: &[u8], point: &[u8]) -> Result<PublicKey, String> {
     let algorithm = match params {
         P256_PARAMS => KeyAlgorithm::EcP256,
@@ -711,7 +841,8 @@ pub struct TokenKey<'s> {
     session: &'s TokenSession,
     key: FoundKey,
     uri: String,
-    mechanisms: Vec<MechanismType>,
+    /// Mechanisms this key's token refused at C_Sign time in this run, skipped from then on.
+    refused: std::sync::Mutex<Vec<MechanismType>>,
 }
 
 impl TokenKey<'_> {
@@ -730,11 +861,6 @@ impl TokenKey<'_> {
         self.session
     }
 
-    fn has(&self, m: MechanismType) -> bool {
-        // An empty list means the token did not tell: assume the raw mechanisms.
-        self.mechanisms.is_empty() || self.mechanisms.contains(&m)
-    }
-
     fn device_error(&self, e: impl std::fmt::Display) -> SignError {
         SignError::Device {
             key: self.uri.clone(),
@@ -742,31 +868,63 @@ impl TokenKey<'_> {
         }
     }
 
-    fn run(&self, mechanism: &Mechanism, data: &[u8]) -> Result<Vec<u8>, SignError> {
+    /// One signature with one mechanism. The error carries the message and, for a PKCS#11
+    /// failure, the return code (to decide whether another mechanism is worth a try).
+    fn run(
+        &self,
+        mechanism: &Mechanism,
+        data: &[u8],
+    ) -> Result<Vec<u8>, (String, Option<RvError>)> {
+        let fail = |e: CkError| {
+            let rv = match &e {
+                CkError::Pkcs11(rv, _) => Some(*rv),
+                _ => None,
+            };
+            (describe_ck(e), rv)
+        };
         let s = self.session.session();
         if !self.key.always_authenticate {
-            return s
-                .sign(mechanism, self.key.handle, data)
-                .map_err(|e| self.device_error(describe_ck(e)));
+            return s.sign(mechanism, self.key.handle, data).map_err(fail);
         }
         // CKA_ALWAYS_AUTHENTICATE: C_SignInit, then a context-specific login, then the data.
-        let pin = self
-            .session
-            .context_pin()
-            .ok_or_else(|| self.device_error("no PIN kept for the context-specific login"))?;
-        s.sign_init(mechanism, self.key.handle)
-            .map_err(|e| self.device_error(describe_ck(e)))?;
-        s.login(UserType::ContextSpecific, Some(pin))
-            .map_err(|e| self.device_error(describe_ck(e)))?;
-        s.sign_update(data).map_err(|e| {
-            self.device_error(format!(
-                "{}; this key needs a PIN before every signature (CKA_ALWAYS_AUTHENTICATE), which hsmsign can only do through multi-part signing, and the token refuses that for this mechanism. Use a key without CKA_ALWAYS_AUTHENTICATE (e.g. PIV slot 9a instead of 9c)",
-                describe_ck(e)
-            ))
+        let pin = self.session.context_pin().ok_or_else(|| {
+            (
+                "no PIN kept for the context-specific login".to_string(),
+                None,
+            )
         })?;
-        s.sign_final()
-            .map_err(|e| self.device_error(describe_ck(e)))
+        s.sign_init(mechanism, self.key.handle).map_err(fail)?;
+        s.login(UserType::ContextSpecific, Some(pin))
+            .map_err(fail)?;
+        s.sign_update(data).map_err(|e| {
+            let (m, rv) = fail(e);
+            (format!(
+                "{m}; this key needs a PIN before every signature (CKA_ALWAYS_AUTHENTICATE), which hsmsign can only do through multi-part signing, and the token refuses that for this mechanism. Use a key without CKA_ALWAYS_AUTHENTICATE (e.g. PIV slot 9a instead of 9c)"
+            ), rv)
+        })?;
+        s.sign_final().map_err(fail)
     }
+}
+
+/// Return codes with which a token refuses one mechanism for one key while another mechanism
+/// may still work. A lost token or session (CKR_DEVICE_REMOVED, CKR_SESSION_HANDLE_INVALID,
+/// ...) is not among them: nothing else would work either.
+fn mechanism_refusal(rv: &Option<RvError>) -> bool {
+    matches!(
+        rv,
+        Some(
+            RvError::GeneralError
+                | RvError::FunctionFailed
+                | RvError::FunctionNotSupported
+                | RvError::KeyFunctionNotPermitted
+                | RvError::KeyTypeInconsistent
+                | RvError::KeySizeRange
+                | RvError::MechanismInvalid
+                | RvError::MechanismParamInvalid
+                | RvError::DataLenRange
+                | RvError::DataInvalid
+        )
+    )
 }
 
 fn describe_ck(e: cryptoki::error::Error) -> String {
@@ -793,39 +951,74 @@ impl SigningKey for TokenKey<'_> {
         message: &[u8],
         digest: &[u8],
     ) -> Result<Vec<u8>, SignError> {
-        use crate::signer::HashAlgorithm as H;
         let public = &self.key.public;
-        let ec = public.algorithm().is_ec();
-        let raw = if ec {
-            MechanismType::ECDSA
-        } else {
-            MechanismType::RSA_PKCS
-        };
-        let combined = match (ec, alg.hash()) {
-            (true, H::Sha256) => Mechanism::EcdsaSha256,
-            (true, H::Sha384) => Mechanism::EcdsaSha384,
-            (true, H::Sha512) => Mechanism::EcdsaSha512,
-            (false, H::Sha256) => Mechanism::Sha256RsaPkcs,
-            (false, H::Sha384) => Mechanism::Sha384RsaPkcs,
-            (false, H::Sha512) => Mechanism::Sha512RsaPkcs,
-        };
-        let combined_type = combined.mechanism_type();
-        // The raw mechanisms sign what the host hashed. Two cases use the token's hash-and-sign
-        // mechanism instead: a token without the raw one, and keys that need a login before each
-        // signature (CKA_ALWAYS_AUTHENTICATE), which go through the multi-part calls, and raw
-        // CKM_ECDSA is single-part only on many tokens.
-        let use_combined = !self.has(raw)
-            || (self.key.always_authenticate && self.mechanisms.contains(&combined_type));
-        let signature = if use_combined {
-            self.run(&combined, message)?
-        } else if ec {
-            let input = crate::signer::ecdsa_input(public.algorithm(), digest);
-            self.run(&Mechanism::Ecdsa, input)?
-        } else {
-            let mut info = alg.hash().digest_info_prefix().to_vec();
-            info.extend_from_slice(digest);
-            self.run(&Mechanism::RsaPkcs, &info)?
-        };
+        let key = public.algorithm();
+        let ec = key.is_ec();
+        let table = self.session.mechanisms();
+        let refused = self.refused.lock().map(|r| r.clone()).unwrap_or_default();
+        let choices: Vec<SignChoice> = table
+            .sign_choices(key, alg, self.key.always_authenticate)
+            .into_iter()
+            .filter(|c| !refused.contains(&c.mechanism))
+            .collect();
+        if choices.is_empty() {
+            return Err(self.device_error(format!(
+                "token {:?} offers no mechanism for {alg} with a {key} key: {}{}. Use a key type the token can sign with (`hsmsign token probe` lists them)",
+                self.session.token().label,
+                table.why_not(key, alg),
+                if refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (refused at signing time in this run: {})",
+                        refused
+                            .iter()
+                            .map(|m| super::mechanisms::mechanism_name(*m))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            )));
+        }
+        let mut failures = Vec::new();
+        let mut signature = None;
+        for (i, choice) in choices.iter().enumerate() {
+            let result = if !choice.host_hash {
+                self.run(&choice.mechanism(), message)
+            } else if ec {
+                self.run(&choice.mechanism(), crate::signer::ecdsa_input(key, digest))
+            } else {
+                let mut info = alg.hash().digest_info_prefix().to_vec();
+                info.extend_from_slice(digest);
+                self.run(&choice.mechanism(), &info)
+            };
+            match result {
+                Ok(s) => {
+                    signature = Some(s);
+                    break;
+                }
+                // The token lists the mechanism but will not use it with this key (a TPM's raw
+                // RSA needs decryption rights; some raw ECDSA takes only certain lengths): try
+                // the next one, and skip this one for the rest of the run.
+                Err(e) if i + 1 < choices.len() && mechanism_refusal(&e.1) => {
+                    failures.push(format!("{}: {}", choice.name(), e.0));
+                    if let Ok(mut r) = self.refused.lock() {
+                        r.push(choice.mechanism);
+                    }
+                }
+                Err(e) => {
+                    failures.push(format!("{}: {}", choice.name(), e.0));
+                    return Err(self.device_error(format!(
+                        "{} on token {:?}.{}",
+                        failures.join("; then "),
+                        self.session.token().label,
+                        e.1.map(|rv| format!(" {}", super::advice(rv)))
+                            .unwrap_or_default()
+                    )));
+                }
+            }
+        }
+        let signature = signature.ok_or_else(|| self.device_error(failures.join("; ")))?;
         if ec {
             crate::signer::ecdsa_raw_to_der(&signature)
         } else {

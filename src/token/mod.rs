@@ -6,7 +6,9 @@
 //! a wrong PIN is reported with the token's retry flags and never tried again.
 
 pub mod keys;
+pub mod mechanisms;
 pub mod pin;
+pub mod probe;
 pub mod uri;
 
 use std::path::{Path, PathBuf};
@@ -45,13 +47,25 @@ pub enum TokenError {
     },
     /// The file exists but is not a loadable PKCS#11 module.
     #[error(
-        "cannot load {path} as a PKCS#11 module: {reason}. Check that --module names the vendor's PKCS#11 .so (e.g. /usr/lib/softhsm/libsofthsm2.so)"
+        "cannot load {path} as a PKCS#11 module: {stage} failed: {reason}. Check that --module names the vendor's PKCS#11 .so (e.g. /usr/lib/softhsm/libsofthsm2.so), then run `hsmsign token probe --module {path}`"
     )]
     ModuleLoad {
         /// The module path.
         path: PathBuf,
-        /// The loader's message.
+        /// Which step: `dlopen` or `C_GetFunctionList`.
+        stage: String,
+        /// The loader's or the module's message.
         reason: String,
+    },
+    /// The module loaded but would not initialise.
+    #[error(
+        "the PKCS#11 module {path} loaded, but C_Initialize returned {rv}: the module could not start (typically it cannot reach its token, daemon or server, or read its configuration; any lines it printed above say which). Check the settings its documentation names (configuration file, environment variables such as a TCTI or server address), then run `hsmsign token probe --module {path}`"
+    )]
+    ModuleInit {
+        /// The module path.
+        path: PathBuf,
+        /// The CKR_ code name.
+        rv: String,
     },
     /// A PKCS#11 call failed.
     #[error("{function} failed with {rv} while {doing}. {advice}")]
@@ -132,6 +146,18 @@ pub enum TokenError {
         /// `label "x"` or `id %01`.
         what: String,
     },
+    /// The token cannot make a key of this kind.
+    #[error(
+        "token {token:?} cannot generate {algorithm} keys: {reason}. Choose another --algorithm (`hsmsign token probe` lists what the token can do)"
+    )]
+    CannotGenerate {
+        /// The token label.
+        token: String,
+        /// The key kind asked for.
+        algorithm: String,
+        /// What the token lacks.
+        reason: String,
+    },
     /// The URI does not name an object.
     #[error("{0} names no key: add object=LABEL (and/or id=...) to the URI")]
     NoObject(String),
@@ -175,27 +201,41 @@ pub(crate) fn ckr_name(rv: &RvError) -> String {
     out
 }
 
+/// What to do about a PKCS#11 return code.
+pub(crate) fn advice(rv: RvError) -> &'static str {
+    match rv {
+        RvError::TokenNotPresent | RvError::DeviceRemoved => {
+            "The token was removed: insert it and run the command again."
+        }
+        RvError::DeviceError | RvError::SessionHandleInvalid | RvError::SessionClosed => {
+            "The token, or the server or daemon its module talks to, failed or went away: check that it is running and reachable (`hsmsign token probe`), then run the command again."
+        }
+        RvError::DeviceMemory | RvError::GeneralError => {
+            "The token reported a fault: check it with the vendor's tools (and `hsmsign token probe`) before trusting it further."
+        }
+        RvError::MechanismInvalid | RvError::MechanismParamInvalid => {
+            "The token does not offer this mechanism: choose another key algorithm."
+        }
+        RvError::UserNotLoggedIn => "Log in first (a PIN source is needed).",
+        RvError::TokenWriteProtected => {
+            "The token is write-protected: nothing can be created on it. Use a writable token, or unlock it with the vendor's tools."
+        }
+        RvError::SessionCount => {
+            "The token has no free session: other programs, or runs that crashed, hold them (some devices free idle sessions only after a delay, e.g. 30 s). Stop the other users, wait, and run the command again."
+        }
+        RvError::TemplateInconsistent | RvError::AttributeValueInvalid => {
+            "The token refused the key template: it may not support non-extractable keys of this type."
+        }
+        _ => "See the token vendor's documentation for this return code.",
+    }
+}
+
 /// Turn a cryptoki error into a [`TokenError`] saying what was being done.
 pub(crate) fn ck(doing: impl Into<String>) -> impl FnOnce(CkError) -> TokenError {
     let doing = doing.into();
     move |e| match e {
         CkError::Pkcs11(rv, function) => {
-            let advice = match rv {
-                RvError::TokenNotPresent | RvError::DeviceRemoved => {
-                    "The token was removed: insert it and run the command again."
-                }
-                RvError::DeviceError | RvError::DeviceMemory | RvError::GeneralError => {
-                    "The token reported a fault: check it with the vendor's tools before trusting it further."
-                }
-                RvError::MechanismInvalid | RvError::MechanismParamInvalid => {
-                    "The token does not offer this mechanism: choose another key algorithm."
-                }
-                RvError::UserNotLoggedIn => "Log in first (a PIN source is needed).",
-                RvError::TemplateInconsistent | RvError::AttributeValueInvalid => {
-                    "The token refused the key template: it may not support non-extractable keys of this type."
-                }
-                _ => "See the token vendor's documentation for this return code.",
-            };
+            let advice = advice(rv);
             TokenError::Pkcs11 {
                 function: format!("C_{function:?}"),
                 rv: ckr_name(&rv),
@@ -288,19 +328,22 @@ impl TokenSummary {
             info.protected_authentication_path(),
             "protected-authentication-path",
         );
+        // Fixed-width fields are padded with blanks, by some modules (tpm2-pkcs11's model) with
+        // NUL bytes.
+        let field = |s: &str| s.trim_end_matches([' ', '\0']).to_string();
         let uri = Pkcs11Uri {
-            token: Some(info.label().trim_end().to_string()),
-            manufacturer: Some(info.manufacturer_id().trim_end().to_string()),
-            model: Some(info.model().trim_end().to_string()),
-            serial: Some(info.serial_number().trim_end().to_string()),
+            token: Some(field(info.label())),
+            manufacturer: Some(field(info.manufacturer_id())),
+            model: Some(field(info.model())),
+            serial: Some(field(info.serial_number())),
             ..Default::default()
         };
         Self {
             slot_id: slot.id(),
-            label: info.label().trim_end().to_string(),
-            manufacturer: info.manufacturer_id().trim_end().to_string(),
-            model: info.model().trim_end().to_string(),
-            serial: info.serial_number().trim_end().to_string(),
+            label: field(info.label()),
+            manufacturer: field(info.manufacturer_id()),
+            model: field(info.model()),
+            serial: field(info.serial_number()),
             initialized: info.token_initialized(),
             flags,
             free_private_memory: info.free_private_memory(),
@@ -334,12 +377,32 @@ impl Module {
                 tried: path.display().to_string(),
             });
         }
-        let ctx = Pkcs11::new(path).map_err(|e| TokenError::ModuleLoad {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
+        let ctx = Pkcs11::new(path).map_err(|e| {
+            let (stage, reason) = match &e {
+                CkError::LibraryLoading(l) => ("dlopen", l.to_string()),
+                CkError::Pkcs11(rv, f) => (
+                    "C_GetFunctionList",
+                    format!("C_{f:?} returned {}", ckr_name(rv)),
+                ),
+                other if other.to_string().contains("C_GetFunctionList") => {
+                    ("C_GetFunctionList", other.to_string())
+                }
+                other => ("dlopen", other.to_string()),
+            };
+            TokenError::ModuleLoad {
+                path: path.to_path_buf(),
+                stage: stage.into(),
+                reason,
+            }
         })?;
         ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(ck(format!("initialising {}", path.display())))?;
+            .map_err(|e| match e {
+                CkError::Pkcs11(rv, _) => TokenError::ModuleInit {
+                    path: path.to_path_buf(),
+                    rv: ckr_name(&rv),
+                },
+                other => ck(format!("initialising {}", path.display()))(other),
+            })?;
         Ok(Self {
             ctx,
             path: path.to_path_buf(),
@@ -367,17 +430,18 @@ impl Module {
     }
 
     fn slots(&self) -> Result<Vec<(Slot, TokenSummary)>, TokenError> {
-        let slots = self
-            .ctx
-            .get_slots_with_token()
-            .map_err(ck("listing slots"))?;
+        let slots = self.ctx.get_slots_with_token().map_err(ck(format!(
+            "listing the slots of PKCS#11 module {}",
+            self.path.display()
+        )))?;
         slots
             .into_iter()
             .map(|slot| {
-                let info = self
-                    .ctx
-                    .get_token_info(slot)
-                    .map_err(ck("reading token information"))?;
+                let info = self.ctx.get_token_info(slot).map_err(ck(format!(
+                    "reading the token information of slot {} of {}",
+                    slot.id(),
+                    self.path.display()
+                )))?;
                 Ok((slot, TokenSummary::from_info(slot, &info)))
             })
             .collect()
@@ -453,9 +517,9 @@ impl Module {
             "opening a session on token {:?}",
             summary.label
         )))?;
-        // An empty list when the token will not tell: the key layer then assumes the raw
-        // mechanisms (CKM_ECDSA, CKM_RSA_PKCS).
-        let mechanisms = self.ctx.get_mechanism_list(slot).unwrap_or_default();
+        // When the token will not tell, the key layer assumes the raw mechanisms (CKM_ECDSA,
+        // CKM_RSA_PKCS).
+        let mechanisms = mechanisms::MechanismTable::read(&self.ctx, slot);
         Ok(TokenSession {
             session,
             slot,
@@ -469,7 +533,7 @@ impl Module {
 fn describe_all<'a>(tokens: impl Iterator<Item = &'a TokenSummary>) -> String {
     let list: Vec<String> = tokens.map(|t| t.describe()).collect();
     if list.is_empty() {
-        "none (initialise one with `hsmsign token init`, or check --module)".into()
+        "none (initialise one with `hsmsign token init`, check --module, and check that the server or daemon the module talks to is running; `hsmsign token probe` shows what the module sees)".into()
     } else {
         list.join(", ")
     }
@@ -482,14 +546,19 @@ pub struct TokenSession {
     token: TokenSummary,
     /// The PIN, kept only while a key needs context-specific logins (CKA_ALWAYS_AUTHENTICATE).
     pin: Option<SecretString>,
-    /// The mechanisms the token offers.
-    mechanisms: Vec<cryptoki::mechanism::MechanismType>,
+    /// The mechanisms the token offers (those hsmsign uses), with their facts.
+    mechanisms: mechanisms::MechanismTable,
 }
 
 impl TokenSession {
     /// The token this session is on.
     pub fn token(&self) -> &TokenSummary {
         &self.token
+    }
+
+    /// The token's mechanisms, as signing and key generation see them.
+    pub fn mechanisms(&self) -> &mechanisms::MechanismTable {
+        &self.mechanisms
     }
 
     pub(crate) fn session(&self) -> &Session {
@@ -525,6 +594,24 @@ impl TokenSession {
             })
         {
             return Ok(());
+        }
+        // A token with its own PIN pad (CKF_PROTECTED_AUTHENTICATION_PATH) takes the PIN there
+        // when no PIN source was named: hsmsign then sends none.
+        if matches!(source, PinSource::Prompt)
+            && self
+                .token
+                .flags
+                .iter()
+                .any(|f| f == "protected-authentication-path")
+        {
+            eprintln!("Enter the PIN of token {label:?} on its PIN pad.");
+            return match self.session.login(UserType::User, None) {
+                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+                Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(TokenError::PinLocked(label)),
+                Err(e) => Err(ck(format!("logging in to token {label:?} on its PIN pad"))(
+                    e,
+                )),
+            };
         }
         let pin = source.read(&format!("User PIN for token {label:?}"), prompter)?;
         match self.session.login(UserType::User, Some(&pin)) {
@@ -599,6 +686,34 @@ mod tests {
         assert!(pin_state(false, true, true).contains("ONE try"));
         assert!(pin_state(false, false, true).contains("low"));
         assert!(pin_state(false, false, false).contains("does not report"));
+    }
+
+    #[test]
+    fn a_file_that_is_no_module_is_named_with_the_failing_step() {
+        let e = Module::load(Path::new("/etc/passwd"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("/etc/passwd") && e.contains("dlopen failed"),
+            "{e}"
+        );
+        assert!(e.contains("token probe"), "{e}");
+        // A real shared library without C_GetFunctionList: the C library this test runs on.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        let libc = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.contains("libc.so"))
+            .map(PathBuf::from);
+        assert!(libc.is_some(), "no libc in /proc/self/maps");
+        if let Some(libc) = libc {
+            let e = Module::load(&libc)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("C_GetFunctionList failed"), "{e}");
+        }
     }
 
     #[test]
