@@ -54,7 +54,7 @@ impl Js7Role {
 /// [`Js7Role::account_placeholder`] (the Controller ID, or the Director Agent's Subagent ID). The
 /// text lists them in its header comment.
 pub fn js7_config(cert_der: &[u8], role: Js7Role, alias: &str) -> Result<String, BundleError> {
-    super::check_alias(alias)?;
+    super::check_key_alias(alias)?;
     let dn = subject_dn_rfc2253(cert_der)?;
     let name = role.name();
     let account = role.account_placeholder();

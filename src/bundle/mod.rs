@@ -286,6 +286,25 @@ fn parse_cert(der: &[u8], what: String) -> Result<Certificate, BundleError> {
     Certificate::from_der(der).map_err(|source| BundleError::Certificate { what, source })
 }
 
+/// The alias of the key entry in every key bundle hsmsign writes, and the alias every
+/// `private.conf` snippet names by default (`js7.web.https.keystore.alias`). Lower case: the JVM
+/// reads PKCS#12 aliases in lower case, and JS7's key manager looks the configured alias up as
+/// written, so newer JS7 releases refuse a keystore whose configured alias is not in it
+/// ("Unknown alias").
+pub const KEY_BUNDLE_ALIAS: &str = "https";
+
+/// An alias a JS7 instance can find in a PKCS#12 keystore: usable, and lower case.
+pub fn check_key_alias(alias: &str) -> Result<(), BundleError> {
+    check_alias(alias)?;
+    if alias.chars().any(char::is_uppercase) {
+        return Err(BundleError::BadAlias {
+            alias: alias.to_string(),
+            reason: "it has upper-case letters; the JVM lists PKCS#12 aliases in lower case and JS7 looks the configured alias up as written (\"Unknown alias\"): use it in lower case",
+        });
+    }
+    Ok(())
+}
+
 fn check_alias(alias: &str) -> Result<(), BundleError> {
     let reason = if alias.is_empty() {
         Some("it is empty")

@@ -42,9 +42,17 @@ pub enum BundleCmd {
         /// controller or agent.
         #[arg(long, value_enum, default_value_t = Role::Controller)]
         role: Role,
-        /// The key's alias in https-keystore.p12.
-        #[arg(long, default_value = "https")]
-        alias: String,
+        /// The key's alias in https-keystore.p12 (lower case; default: the alias of every key
+        /// bundle hsmsign writes, "https").
+        #[arg(long, conflicts_with = "keystore")]
+        alias: Option<String>,
+        /// Read the alias from this key bundle (https-keystore.p12), and check that it holds the
+        /// key of --cert.
+        #[arg(long, value_name = "FILE")]
+        keystore: Option<PathBuf>,
+        /// With --keystore: where its password comes from (prompt, env:VAR, file:PATH, fd:N).
+        #[arg(long, value_name = "SRC", requires = "keystore")]
+        password_source: Option<String>,
     },
 }
 
@@ -55,6 +63,50 @@ pub enum Role {
     Controller,
     /// An Agent.
     Agent,
+}
+
+/// The alias under which the key bundle at `path` holds the key certified by `cert_der`.
+fn keystore_alias(
+    ctx: &Ctx,
+    path: &std::path::Path,
+    password_source: Option<&str>,
+    cert_der: &[u8],
+) -> Result<String, Failure> {
+    let bytes = hsmsign::input::read_secret(path, hsmsign::input::InputKind::Certificate)?;
+    let password = read_secret(
+        ctx,
+        password_source,
+        &format!("Password of the key bundle {}", path.display()),
+    )?;
+    let contents = bundle::read_pkcs12(&bytes, &password)?;
+    // The certificate of the key is the one carrying the key's localKeyId.
+    let entry = contents.keys.iter().find_map(|k| {
+        contents
+            .certs
+            .iter()
+            .find(|c| c.local_key_id.is_some() && c.local_key_id == k.local_key_id)
+            .map(|c| (k, c))
+    });
+    let Some((key, key_cert)) = entry else {
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "{} holds no private key with its certificate; give the instance's key bundle (https-keystore.p12)",
+            path.display()
+        )));
+    };
+    if key_cert.der != cert_der {
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "the key bundle {} holds the key of another certificate than --cert; give the certificate that is in the bundle",
+            path.display()
+        )));
+    }
+    let alias = key.alias.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "the key in {} has no alias (friendlyName); JS7 needs one to find it. Make the bundle again with hsmsign",
+            path.display()
+        )
+    })?;
+    // The JVM lists PKCS#12 aliases in lower case, and that is the name JS7 must be given.
+    Ok(alias.to_lowercase())
 }
 
 fn read_secret(ctx: &Ctx, source: Option<&str>, what: &str) -> Result<SecretString, Failure> {
@@ -110,7 +162,6 @@ impl GeneratedKey {
         chain_der: &[Vec<u8>],
         alias: &str,
     ) -> Result<Vec<u8>, Failure> {
-        let alias = if alias.is_empty() { "https" } else { alias };
         Ok(KeyBundle {
             key: BundleKey::P256(&self.secret),
             cert_der,
@@ -183,8 +234,18 @@ pub fn run(ctx: &Ctx, cmd: BundleCmd) -> CmdResult {
             );
             Ok(())
         }
-        BundleCmd::Js7Config { cert, role, alias } => {
+        BundleCmd::Js7Config {
+            cert,
+            role,
+            alias,
+            keystore,
+            password_source,
+        } => {
             let der = read_certificate(&cert)?;
+            let alias = match &keystore {
+                Some(path) => keystore_alias(ctx, path, password_source.as_deref(), &der)?,
+                None => alias.unwrap_or_else(|| bundle::KEY_BUNDLE_ALIAS.to_string()),
+            };
             let role = match role {
                 Role::Controller => Js7Role::Controller,
                 Role::Agent => Js7Role::Agent,

@@ -325,7 +325,9 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                 issued.serial
             );
             if let (Some(g), Some(file)) = (&generated, p12_file) {
-                let bytes = g.pkcs12(&issued.der, &chain_ders, subject.common_name())?;
+                // One alias for every key bundle, the one js7-config names by default.
+                let bytes =
+                    g.pkcs12(&issued.der, &chain_ders, hsmsign::bundle::KEY_BUNDLE_ALIAS)?;
                 super::after_record(
                     super::write_reserved(file, &bytes),
                     &recorded,
