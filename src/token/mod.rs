@@ -19,7 +19,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::{Slot, TokenInfo};
 use secrecy::SecretString;
 
-pub use keys::{KeyInfo, KeyInspection, Provenance, TokenKey};
+pub use keys::{KeyInfo, KeyInspection, Provenance, TokenKey, WorkerKey};
 pub use pin::{PinError, PinSource, Prompter};
 pub use uri::{Pkcs11Uri, UriError};
 
@@ -653,6 +653,81 @@ impl TokenSession {
             .generate_random_slice(&mut buf)
             .map_err(ck("drawing random bytes from the token"))?;
         Ok(buf)
+    }
+}
+
+/// The most sessions a batch opens on one token unless told otherwise.
+pub const SESSION_CAP: usize = 16;
+
+/// How many sessions a batch would use on a token by default, and why.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SessionDefault {
+    /// The number of sessions.
+    pub sessions: usize,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// The default number of signing sessions: 1 for a token in a removable slot (a smart card, a
+/// PIV card or YubiKey through its PKCS#11 module, a USB token: one device that signs one thing
+/// at a time, whatever the number of sessions), otherwise the smallest of the sessions the token
+/// has free (ulMaxSessionCount less ulSessionCount), the number of cores, and [`SESSION_CAP`].
+pub fn default_sessions(
+    removable: bool,
+    max_sessions: Option<u64>,
+    open_sessions: u64,
+    cores: usize,
+) -> SessionDefault {
+    if removable {
+        return SessionDefault {
+            sessions: 1,
+            reason: "the token is in a removable slot (a card or USB token is one device)".into(),
+        };
+    }
+    let free = max_sessions.map(|m| m.saturating_sub(open_sessions));
+    let mut sessions = cores.clamp(1, SESSION_CAP);
+    let mut reason = if cores >= SESSION_CAP {
+        format!("the cap of {SESSION_CAP}")
+    } else {
+        format!("the number of cores ({cores})")
+    };
+    if let Some(free) = free
+        && (free as usize) < sessions
+    {
+        sessions = (free as usize).max(1);
+        reason = format!("the token's free sessions ({free})");
+    }
+    SessionDefault { sessions, reason }
+}
+
+impl Module {
+    /// The number of sessions a batch on the token in `slot` uses unless `--sessions` says
+    /// otherwise (see [`default_sessions`]).
+    pub(crate) fn default_sessions(&self, slot: Slot) -> SessionDefault {
+        let removable = self
+            .ctx
+            .get_slot_info(slot)
+            .is_ok_and(|i| i.removable_device());
+        let (max, open) = match self.ctx.get_token_info(slot) {
+            Ok(info) => (
+                match info.max_session_count() {
+                    cryptoki::slot::Limit::Max(m) => Some(m),
+                    _ => None,
+                },
+                info.session_count().unwrap_or(0),
+            ),
+            Err(_) => (None, 0),
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        default_sessions(removable, max, open, cores)
+    }
+}
+
+impl TokenSession {
+    /// The number of sessions a batch on this token uses unless `--sessions` says otherwise
+    /// (see [`default_sessions`]).
+    pub fn default_sessions(&self, module: &Module) -> SessionDefault {
+        module.default_sessions(self.slot)
     }
 }
 
