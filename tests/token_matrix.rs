@@ -1054,6 +1054,17 @@ fn row5_p11kit_server_killed_mid_signing() {
     let mut server = row.daemons.pop().expect("server");
     assert_eq!(server.name, "p11-kit server");
     server.kill();
+    // The batch must stop on its own (every signing session sees the server gone): waited for
+    // with a deadline, so a hang fails the test instead of stalling it.
+    let killed_at = Instant::now();
+    while matches!(signing.try_wait(), Ok(None)) {
+        if killed_at.elapsed() > Duration::from_secs(60) {
+            let _ = signing.kill();
+            let _ = signing.wait();
+            panic!("archive sign still running 60 s after the server was killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = signing.wait_with_output().expect("wait");
     let e = stderr(&out);
     assert!(!out.status.success(), "signing went on without the server");
@@ -1068,15 +1079,25 @@ fn row5_p11kit_server_killed_mid_signing() {
     );
     assert!(!row.path("big-signed.tar.gz").exists(), "output written");
     assert_eq!(temp_size(row.dir.path()), 0, "temporary output left behind");
-    // The state needs no token: the log is intact and nothing was recorded for the failed run.
+    // The state needs no token: the log is intact and holds one record more, the failed
+    // attempt, naming the key.
     let audit = row.ok(&["audit", "verify"]);
     assert!(audit.contains("audit log OK"), "{audit}");
-    let audit_after = row.json(&["audit", "show"])["records"]
+    let records = row.json(&["audit", "show"])["records"]
         .as_array()
-        .map_or(0, Vec::len);
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(
-        audit_before, audit_after,
-        "the failed signing left audit records"
+        records.len(),
+        audit_before + 1,
+        "the failed signing is not recorded once"
+    );
+    let last = &records[records.len() - 1];
+    assert_eq!(last["operation"], "archive.sign", "{last}");
+    assert!(last["result"]["failed"].is_string(), "{last}");
+    assert!(
+        last["details"].to_string().contains("object=operator"),
+        "{last}"
     );
     eprintln!("[p11-kit kill] error after the kill: {}", e.trim());
 }

@@ -671,11 +671,13 @@ pub struct SessionDefault {
 /// The default number of signing sessions: 1 for a token in a removable slot (a smart card, a
 /// PIV card or YubiKey through its PKCS#11 module, a USB token: one device that signs one thing
 /// at a time, whatever the number of sessions), otherwise the smallest of the sessions the token
-/// has free (ulMaxSessionCount less ulSessionCount), the number of cores, and [`SESSION_CAP`].
+/// has free (ulMaxSessionCount less the sessions open, less the batch's own logged-in session),
+/// the number of cores, and [`SESSION_CAP`]. `other_sessions` counts the sessions open besides
+/// the batch's logged-in one.
 pub fn default_sessions(
     removable: bool,
     max_sessions: Option<u64>,
-    open_sessions: u64,
+    other_sessions: u64,
     cores: usize,
 ) -> SessionDefault {
     if removable {
@@ -684,7 +686,7 @@ pub fn default_sessions(
             reason: "the token is in a removable slot (a card or USB token is one device)".into(),
         };
     }
-    let free = max_sessions.map(|m| m.saturating_sub(open_sessions));
+    let free = max_sessions.map(|m| m.saturating_sub(other_sessions + 1));
     let mut sessions = cores.clamp(1, SESSION_CAP);
     let mut reason = if cores >= SESSION_CAP {
         format!("the cap of {SESSION_CAP}")
@@ -703,7 +705,8 @@ pub fn default_sessions(
 impl Module {
     /// The number of sessions a batch on the token in `slot` uses unless `--sessions` says
     /// otherwise (see [`default_sessions`]).
-    pub(crate) fn default_sessions(&self, slot: Slot) -> SessionDefault {
+    /// `logged_in` says whether the batch's own session is among those open.
+    pub(crate) fn default_sessions(&self, slot: Slot, logged_in: bool) -> SessionDefault {
         let removable = self
             .ctx
             .get_slot_info(slot)
@@ -714,7 +717,9 @@ impl Module {
                     cryptoki::slot::Limit::Max(m) => Some(m),
                     _ => None,
                 },
-                info.session_count().unwrap_or(0),
+                info.session_count()
+                    .unwrap_or(0)
+                    .saturating_sub(u64::from(logged_in)),
             ),
             Err(_) => (None, 0),
         };
@@ -727,7 +732,7 @@ impl TokenSession {
     /// The number of sessions a batch on this token uses unless `--sessions` says otherwise
     /// (see [`default_sessions`]).
     pub fn default_sessions(&self, module: &Module) -> SessionDefault {
-        module.default_sessions(self.slot)
+        module.default_sessions(self.slot, true)
     }
 }
 
@@ -747,6 +752,24 @@ fn pin_state(locked: bool, final_try: bool, count_low: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_default_follows_the_token() {
+        // A card or USB token: one, however many sessions it would open.
+        assert_eq!(default_sessions(true, None, 0, 8).sessions, 1);
+        assert_eq!(default_sessions(true, Some(100), 0, 8).sessions, 1);
+        // No limit reported: the cores, up to the cap.
+        assert_eq!(default_sessions(false, None, 0, 4).sessions, 4);
+        assert_eq!(default_sessions(false, None, 0, 64).sessions, SESSION_CAP);
+        assert_eq!(default_sessions(false, None, 0, 0).sessions, 1);
+        // A limit: what is free besides the batch's own logged-in session.
+        let d = default_sessions(false, Some(10), 5, 8);
+        assert_eq!(d.sessions, 4);
+        assert!(d.reason.contains("free sessions (4)"), "{}", d.reason);
+        assert_eq!(default_sessions(false, Some(2), 0, 8).sessions, 1);
+        assert_eq!(default_sessions(false, Some(1), 3, 8).sessions, 1);
+        assert_eq!(default_sessions(false, Some(1000), 0, 8).sessions, 8);
+    }
 
     #[test]
     fn ckr_names_follow_the_spec() {

@@ -146,7 +146,7 @@ pub fn probe(module: &Module, uri: &Pkcs11Uri) -> Result<ProbeReport, TokenError
         hardware_version: ti.hardware_version().to_string(),
         firmware_version: ti.firmware_version().to_string(),
         free_public_memory: ti.free_public_memory(),
-        signing_sessions: module.default_sessions(slot),
+        signing_sessions: module.default_sessions(slot, false),
         summary,
     };
     let table = MechanismTable::read(ctx, slot);
