@@ -184,7 +184,8 @@ fn raw_sessions(key: &str, pin_file: &Path, count: usize, sessions: usize) -> Re
                 })
                 .collect();
             for h in handles {
-                h.join().map_err(|_| anyhow::anyhow!("a session thread panicked"))??;
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a session thread panicked"))??;
             }
             Ok(())
         })?;

@@ -115,7 +115,7 @@ timed() {
 peak() { local r; r=$(field "$1" time_max_rss_kib); echo "${r:-$(field "$1" peak_rss_kib)}"; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg), $(uname -m)"
-echo "softhsm: $(softhsm2-util --version 2>/dev/null || echo '?'); p11-kit: $(p11-kit --version 2>/dev/null | head -1 || echo '?'); openssl: $(openssl version)"
+echo "softhsm: $(softhsm2-util --version 2>/dev/null || echo '?'); p11-kit: $(dpkg-query -W -f '${Version}' p11-kit 2>/dev/null || echo '?'); openssl: $(openssl version)"
 IFS=: read -r min max <<<"$size"
 gen=$("$bench" generate --out "export.$format" --objects "$objects" --min-size "$min" --max-size "$max")
 echo "export: $objects objects, $(field "$gen" json_bytes) bytes of JSON, $format, P-256, SHA256withECDSA"

@@ -85,26 +85,33 @@ enum Pending {
     /// The device's signature, made on the reading thread and verified on the writing thread
     /// before it is written (while the device signs the next object).
     Unchecked(signer::Unchecked),
-    /// Made and verified by a worker on its own session (see [`work`]).
-    Worker(Receiver<Result<Vec<u8>, ArchiveError>>),
+    /// Made and verified by a worker on its own session (see [`work`]). No answer (or `Err`)
+    /// means the batch stopped: the first failure is in the shared [`Failure`].
+    Worker(Receiver<Result<Vec<u8>, ()>>),
 }
+
+/// The first failure of a batch with workers, kept for the writer to report: the object whose
+/// signature the writer misses first in the input's order is not always the one that failed
+/// (another worker may have dropped it when it saw the batch stop).
+type Failure = Mutex<Option<ArchiveError>>;
 
 /// One object for a worker.
 struct Work {
     entry: String,
     data: Arc<[u8]>,
-    reply: SyncSender<Result<Vec<u8>, ArchiveError>>,
+    reply: SyncSender<Result<Vec<u8>, ()>>,
 }
 
 /// A worker: takes the next object, signs it with its own key (its own token session), checks
-/// the signature ([`signer::sign`]) and answers. After a failure (its own or another thread's)
-/// it takes no more work; objects it drops unanswered come after the failed one, whose error
-/// the writer reports first.
+/// the signature ([`signer::sign`]) and answers. Its failure goes to `failure` (the first one
+/// wins) before `stop` is set; after a stop (its own or another thread's) it takes no more work
+/// and drops what it holds unanswered, and the writer then reports the failure.
 fn work(
     key: &(dyn SigningKey + Send + '_),
     alg: SignatureAlgorithm,
     jobs: &Mutex<Receiver<Work>>,
     stop: &AtomicBool,
+    failure: &Failure,
 ) {
     loop {
         let next = match jobs.lock() {
@@ -112,19 +119,25 @@ fn work(
             Err(_) => return,
         };
         let Ok(job) = next else { return };
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::SeqCst) {
             return;
         }
-        let result = signer::sign(key, alg, &job.data).map_err(|source| ArchiveError::Signing {
-            entry: job.entry,
-            source,
-        });
-        if result.is_err() {
-            stop.store(true, Ordering::Relaxed);
-        }
+        let result = match signer::sign(key, alg, &job.data) {
+            Ok(sig) => Ok(sig),
+            Err(source) => {
+                if let Ok(mut first) = failure.lock() {
+                    first.get_or_insert(ArchiveError::Signing {
+                        entry: job.entry,
+                        source,
+                    });
+                }
+                stop.store(true, Ordering::SeqCst);
+                Err(())
+            }
+        };
         // The writer may have stopped already; its error is the one reported.
         let _ = job.reply.send(result);
-        if stop.load(Ordering::Relaxed) {
+        if stop.load(Ordering::SeqCst) {
             return;
         }
     }
@@ -137,6 +150,7 @@ fn write_entries(
     mut writer: ArchiveWriter,
     rx: Receiver<Job>,
     written_sigs: &AtomicUsize,
+    failure: &Failure,
 ) -> Result<Option<(crate::output::AtomicFile, String)>, ArchiveError> {
     for job in rx {
         match job {
@@ -157,15 +171,18 @@ fn write_entries(
                                 })?
                         }
                         Pending::Worker(answer) => match answer.recv() {
-                            Ok(result) => result?,
-                            Err(_) => {
-                                return Err(ArchiveError::Signing {
+                            Ok(Ok(sig)) => sig,
+                            // The batch stopped: report the failure that stopped it.
+                            Ok(Err(())) | Err(_) => {
+                                let first = failure.lock().ok().and_then(|mut f| f.take());
+                                return Err(first.unwrap_or_else(|| ArchiveError::Signing {
                                     entry: entry.name.clone(),
                                     source: signer::SignError::Device {
                                         key: "a signing session".into(),
-                                        reason: "the session's worker stopped before signing this object (an earlier error stopped the batch)".into(),
+                                        reason: "the batch stopped before this object was signed"
+                                            .into(),
                                     },
-                                });
+                                }));
                             }
                         },
                     };
@@ -375,14 +392,16 @@ pub fn sign_archive_sessions(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(WRITE_QUEUE.max(4 * n_workers));
     // Set by whichever thread fails first: the others stop taking work.
     let stop = Arc::new(AtomicBool::new(false));
+    let failure: Arc<Failure> = Arc::new(Mutex::new(None));
     let written_sigs = Arc::new(AtomicUsize::new(0));
     let write_thread = {
         let stop = Arc::clone(&stop);
+        let failure = Arc::clone(&failure);
         let written_sigs = Arc::clone(&written_sigs);
         std::thread::spawn(move || {
-            let result = write_entries(writer, rx, &written_sigs);
+            let result = write_entries(writer, rx, &written_sigs, &failure);
             if result.is_err() {
-                stop.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::SeqCst);
             }
             result
         })
@@ -397,7 +416,8 @@ pub fn sign_archive_sessions(
             for key in workers {
                 let job_rx = Arc::clone(&job_rx);
                 let stop = &*stop;
-                scope.spawn(move || work(key.as_ref(), alg, &job_rx, stop));
+                let failure = &*failure;
+                scope.spawn(move || work(key.as_ref(), alg, &job_rx, stop, failure));
             }
             Some(job_tx)
         } else {
@@ -420,7 +440,7 @@ pub fn sign_archive_sessions(
                 }
             }
             index += 1;
-            if stop.load(Ordering::Relaxed) {
+            if stop.load(Ordering::SeqCst) {
                 return Err(stopped());
             }
             if !e.is_dir
@@ -923,6 +943,185 @@ mod tests {
                 .collect();
             assert!(left.is_empty(), "{left:?}");
         }
+    }
+
+    /// The sample entries with `n` more workflows and job resources between them.
+    fn many_entries(n: usize) -> Vec<(String, Vec<u8>)> {
+        let mut entries = sample_entries();
+        for i in 0..n {
+            let (name, body) = if i % 4 == 3 {
+                (
+                    format!("Batch/r{i}.jobresource.json"),
+                    format!(r#"{{"TYPE":"JobResource","arguments":{{"N":"{i}"}}}}"#),
+                )
+            } else {
+                (
+                    format!("Batch/w{i}.workflow.json"),
+                    format!(r#"{{"TYPE":"Workflow","title":"{i}"}}"#),
+                )
+            };
+            entries.insert(2 + i, (name, body.into_bytes()));
+        }
+        entries
+    }
+
+    fn workers(seed: u8, n: usize) -> Vec<WorkerSigner<'static>> {
+        (0..n)
+            .map(|_| Box::new(crate::signer::soft::SoftKey::p256(seed)) as WorkerSigner<'static>)
+            .collect()
+    }
+
+    #[test]
+    fn workers_write_exactly_what_one_key_writes() {
+        // SoftKey's ECDSA is deterministic (RFC 6979): with the same key the signatures are
+        // the same too, so the parallel output must equal the one-key output entry for entry.
+        let pki = Pki::new(21);
+        let d = tempfile::tempdir().unwrap();
+        let entries = many_entries(60);
+        for zip in [true, false] {
+            let inp = input(d.path(), zip, &entries);
+            let ext = if zip { "zip" } else { "tar.gz" };
+            let one = d.path().join(format!("one.{ext}"));
+            sign_archive(
+                &inp,
+                &one,
+                false,
+                &pki.key,
+                &pki.signer,
+                &SignOptions::default(),
+                &mut |_, _| {},
+            )
+            .unwrap();
+            for n in [1, 3, 8] {
+                let par = d.path().join(format!("par{n}.{ext}"));
+                let mut last = (0, 0);
+                let s = sign_archive_sessions(
+                    &inp,
+                    &par,
+                    false,
+                    &pki.key,
+                    workers(21, n),
+                    &pki.signer,
+                    &SignOptions::default(),
+                    &mut |done, total| last = (done, total),
+                    &mut |_| Ok(()),
+                )
+                .unwrap();
+                assert_eq!(s.objects_signed, 63);
+                assert_eq!(last, (63, 63));
+                assert_eq!(
+                    list_with_crates(&par),
+                    list_with_crates(&one),
+                    "{n} workers"
+                );
+                assert_eq!(check_with_openssl(&par, &pki.key, "-sha256", &entries), 63);
+            }
+        }
+    }
+
+    /// The key of `SoftKey::p256(seed)`, failing its `at`-th signature (counted over every
+    /// worker sharing `calls`) as a token that went away would.
+    struct FailingAt {
+        key: crate::signer::soft::SoftKey,
+        calls: Arc<AtomicUsize>,
+        at: usize,
+    }
+
+    impl SigningKey for FailingAt {
+        fn public_key(&self) -> &crate::signer::PublicKey {
+            self.key.public_key()
+        }
+        fn name(&self) -> String {
+            "pkcs11:token=Failing;object=k".into()
+        }
+        fn sign_digest(
+            &self,
+            alg: SignatureAlgorithm,
+            message: &[u8],
+            digest: &[u8],
+        ) -> Result<Vec<u8>, crate::signer::SignError> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
+                return Err(crate::signer::SignError::Device {
+                    key: self.name(),
+                    reason: "C_Sign returned CKR_DEVICE_ERROR".into(),
+                });
+            }
+            self.key.sign_digest(alg, message, digest)
+        }
+    }
+
+    #[test]
+    fn a_failing_worker_stops_the_batch_and_writes_nothing() {
+        let pki = Pki::new(22);
+        let d = tempfile::tempdir().unwrap();
+        let entries = many_entries(200);
+        for (zip, n, at) in [(true, 4, 37), (false, 2, 1), (true, 8, 203)] {
+            let inp = input(d.path(), zip, &entries);
+            let out = d.path().join(if zip { "bad.zip" } else { "bad.tar.gz" });
+            let calls = Arc::new(AtomicUsize::new(0));
+            let failing: Vec<WorkerSigner<'static>> = (0..n)
+                .map(|_| {
+                    Box::new(FailingAt {
+                        key: crate::signer::soft::SoftKey::p256(22),
+                        calls: Arc::clone(&calls),
+                        at,
+                    }) as WorkerSigner<'static>
+                })
+                .collect();
+            let mut recorded = false;
+            let err = sign_archive_sessions(
+                &inp,
+                &out,
+                false,
+                &pki.key,
+                failing,
+                &pki.signer,
+                &SignOptions::default(),
+                &mut |_, _| {},
+                &mut |_| {
+                    recorded = true;
+                    Ok(())
+                },
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&err, ArchiveError::Signing { entry, source: crate::signer::SignError::Device { .. } } if entry.ends_with(".json")),
+                "{err}"
+            );
+            assert!(err.to_string().contains("CKR_DEVICE_ERROR"), "{err}");
+            assert!(!recorded, "a failed batch must not be recorded as signed");
+            assert!(!out.exists());
+            let left: Vec<_> = std::fs::read_dir(d.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".bad"))
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
+            // No signature was asked for after the failure was known, beyond those in flight.
+            assert!(calls.load(Ordering::SeqCst) <= at + n, "{calls:?}");
+        }
+    }
+
+    #[test]
+    fn a_worker_with_another_key_is_refused_before_signing() {
+        let pki = Pki::new(23);
+        let d = tempfile::tempdir().unwrap();
+        let inp = input(d.path(), true, &sample_entries());
+        let out = d.path().join("o.zip");
+        let err = sign_archive_sessions(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            workers(99, 2),
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |_, _| {},
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("another key"), "{err}");
+        assert!(!out.exists());
     }
 
     #[test]
