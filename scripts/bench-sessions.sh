@@ -24,7 +24,7 @@
 #                        uses at most 2000: at 5 ms a signature it measures the same rate)
 #   BENCH_RSS_OBJECTS    objects for the memory run, default 40000 (0 skips it)
 #   BENCH_RSS_SESSIONS   default "1 16"
-#   BENCH_ENGINE_N       files for the openssl engine baseline, default 200
+#   BENCH_ENGINE_N       files for the openssl engine baseline, default 200 (0 skips it)
 #   BENCH_KEEP=1         keep the work directory
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -161,6 +161,9 @@ if [ "$rss_objects" -gt 0 ]; then
 fi
 
 echo
+if [ "$engine_n" -eq 0 ]; then
+  exit 0
+fi
 if [ -z "$engine" ]; then
   echo "openssl engine baseline: skipped, libp11's engine (libengine-pkcs11-openssl) is not installed"
   exit 0
