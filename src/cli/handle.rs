@@ -212,10 +212,16 @@ impl KeyHandle {
     }
 
     /// Random bytes: the token's RNG, or the operating system's for a YubiKey (whose PIV
-    /// application offers none).
-    pub fn random(&self, n: usize) -> Result<Vec<u8>, TokenError> {
+    /// application offers none) or a token whose RNG fails (said once).
+    pub fn random(&self, ctx: &Ctx, n: usize) -> Result<Vec<u8>, TokenError> {
         match self {
-            Self::Token { session, .. } => session.random(n),
+            Self::Token { session, .. } => {
+                let bytes = session.random(n)?;
+                if let Some(notice) = session.take_rng_notice() {
+                    ctx.warn(notice);
+                }
+                Ok(bytes)
+            }
             #[cfg(feature = "yubikey")]
             Self::Piv { .. } => {
                 let mut buf = vec![0u8; n];

@@ -455,13 +455,38 @@ impl TokenSession {
             Err(CkError::Pkcs11(rv, _)) if template_refusal(rv) => {
                 let mut reduced = specific;
                 reduced.extend(public_base);
-                self.session
+                match self
+                    .session
                     .generate_key_pair(&mechanism, &reduced, &private)
-                    .map_err(ck(format!(
-                        "{doing} (also refused with the reduced public template after {})",
-                        super::ckr_name(&rv)
-                    )))?
-                    .1
+                {
+                    Ok((_, h)) => h,
+                    Err(CkError::Pkcs11(again, _))
+                        if template_refusal(again) || login_refusal(again) =>
+                    {
+                        return Err(TokenError::GenerationRefused {
+                            token: self.token.label.clone(),
+                            algorithm: algorithm.to_string(),
+                            code: format!(
+                                "{}, and {} with the reduced public template",
+                                super::ckr_name(&rv),
+                                super::ckr_name(&again)
+                            ),
+                        });
+                    }
+                    Err(e) => {
+                        return Err(ck(format!(
+                            "{doing} (with the reduced public template after {})",
+                            super::ckr_name(&rv)
+                        ))(e));
+                    }
+                }
+            }
+            Err(CkError::Pkcs11(rv, _)) if login_refusal(rv) => {
+                return Err(TokenError::GenerationRefused {
+                    token: self.token.label.clone(),
+                    algorithm: algorithm.to_string(),
+                    code: super::ckr_name(&rv),
+                });
             }
             Err(e) => return Err(ck(doing)(e)),
         };
@@ -763,6 +788,15 @@ fn template_refusal(rv: RvError) -> bool {
             | RvError::AttributeTypeInvalid
             | RvError::AttributeReadOnly
             | RvError::GeneralError
+    )
+}
+
+/// Return codes with which a token refuses an operation to the login hsmsign holds (a user
+/// login) where it wants another (PIV modules generate keys after a management-key login).
+fn login_refusal(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::UserNotLoggedIn | RvError::UserTypeInvalid | RvError::FunctionNotSupported
     )
 }
 
