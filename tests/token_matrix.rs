@@ -453,7 +453,20 @@ impl Row {
     }
 
     fn key_uri(&self, label: &str) -> String {
-        format!("pkcs11:token={};object={label}", self.token)
+        format!("pkcs11:token={};object={}", enc(&self.token), enc(label))
+    }
+
+    /// Like [`Row::ok`], returning standard error (warnings and notices) instead.
+    fn ok_notices(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "[{}] hsmsign {args:?} failed ({:?}): {}",
+            self.name,
+            out.status.code(),
+            stderr(&out)
+        );
+        stderr(&out)
     }
 
     /// Run a tool in the row's directory; require success; return stdout+stderr.
@@ -505,7 +518,15 @@ struct Done {
     signed: Vec<(&'static str, &'static str)>,
 }
 
-/// The scenario, the same on every row.
+/// The keys the scenario signs with: the root CA's, the issuing CA's, and the operators'
+/// (label, URI, algorithm).
+struct Keys {
+    root: String,
+    issuing: String,
+    operators: Vec<(String, String, &'static str)>,
+}
+
+/// The scenario, the same on every row: keys generated inside the token, then the ceremony.
 fn scenario(row: &Row, with_rsa: bool) -> Done {
     let started = Instant::now();
     let mut generated = vec!["ec-p384", "ec-p256"];
@@ -548,21 +569,42 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
         assert_eq!(ins["verdict"], GENERATED, "[{}] {label}: {ins}", row.name);
         assert_eq!(ins["key"]["algorithm"], *alg, "[{}] {ins}", row.name);
     }
+    let keys = Keys {
+        root: row.key_uri("root-key"),
+        issuing: row.key_uri("issuing-key"),
+        operators: keys
+            .iter()
+            .filter(|(l, _)| l.starts_with("operator"))
+            .map(|(l, a)| (l.to_string(), row.key_uri(l), *a))
+            .collect(),
+    };
+    ceremony(row, &keys);
+    eprintln!(
+        "[{}] scenario passed in {:.1} s",
+        row.name,
+        started.elapsed().as_secs_f64()
+    );
+    Done { generated, signed }
+}
 
+/// Steps 3 to 8 of the scenario with the keys given: CAs, certificates, archive signing, CRL,
+/// audit. Returns the standard error of `ca init` and `ca intermediate` (their notices).
+fn ceremony(row: &Row, keys: &Keys) -> String {
+    let mut notices = String::new();
     // 3. Root and intermediate CA, signed inside the token.
-    row.ok(&[
+    notices += &row.ok_notices(&[
         "ca",
         "init",
         "--name",
         "root",
         "--key",
-        &row.key_uri("root-key"),
+        &keys.root,
         "--subject",
         "CN=Matrix Root CA, O=SOS, C=DE",
         "--out",
         "root.pem",
     ]);
-    row.ok(&[
+    notices += &row.ok_notices(&[
         "ca",
         "intermediate",
         "--name",
@@ -570,7 +612,7 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
         "--issuer",
         "root",
         "--key",
-        &row.key_uri("issuing-key"),
+        &keys.issuing,
         "--subject",
         "CN=Matrix Issuing CA, O=SOS, C=DE",
         "--out",
@@ -645,12 +687,7 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
     let export = row.export("export", 3);
     std::fs::create_dir(row.path("trusted")).expect("trusted dir");
     std::fs::copy(row.path("issuing.pem"), row.path("trusted/issuing.pem")).expect("copy");
-    let operators: Vec<&str> = keys
-        .iter()
-        .filter(|(l, _)| l.starts_with("operator"))
-        .map(|(l, _)| *l)
-        .collect();
-    for op in operators {
+    for (op, op_uri, _) in &keys.operators {
         let cert = format!("{op}.pem");
         row.ok(&[
             "cert",
@@ -660,7 +697,7 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
             "--profile",
             "signing",
             "--key",
-            &row.key_uri(op),
+            op_uri,
             "--subject",
             &format!("CN={op}, O=SOS, C=DE"),
             "--out",
@@ -671,7 +708,7 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
             "archive",
             "sign",
             "--key",
-            &row.key_uri(op),
+            op_uri,
             "--cert",
             &cert,
             "--in",
@@ -756,12 +793,7 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
     row.ok(&["audit", "anchor", "--ca", "root"]);
     let out = row.ok(&["audit", "verify"]);
     assert!(out.contains("audit log OK"), "[{}] {out}", row.name);
-    eprintln!(
-        "[{}] scenario passed in {:.1} s",
-        row.name,
-        started.elapsed().as_secs_f64()
-    );
-    Done { generated, signed }
+    notices
 }
 
 /// `token probe --json` of the row's token.
@@ -770,7 +802,7 @@ fn probe(row: &Row) -> serde_json::Value {
         "token",
         "probe",
         "--token",
-        &format!("pkcs11:token={}", row.token),
+        &format!("pkcs11:token={}", enc(&row.token)),
     ]);
     assert_eq!(v["token"]["label"], row.token.as_str(), "{v}");
     v
@@ -801,7 +833,7 @@ fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
         "key",
         "list",
         "--token",
-        &format!("pkcs11:token={}", row.token),
+        &format!("pkcs11:token={}", enc(&row.token)),
     ]);
     assert_eq!(keys["keys"].as_array().map_or(0, Vec::len), 0, "{keys}");
     let with_rsa = can_generate(&p, "rsa-3072");
@@ -824,7 +856,7 @@ fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
         );
     }
     // --exercise: a throwaway key of each kind probe promises, signed with, then destroyed.
-    let token = format!("pkcs11:token={}", row.token);
+    let token = format!("pkcs11:token={}", enc(&row.token));
     let keys_before = row.json(&["key", "list", "--token", &token])["keys"]
         .as_array()
         .map_or(0, Vec::len);
@@ -866,6 +898,14 @@ fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
     let out = row.ok(&["audit", "verify"]);
     assert!(out.contains("audit log OK"), "[{}] {out}", row.name);
     (p, done)
+}
+
+/// A token or object label as an RFC 7512 attribute value.
+fn enc(v: &str) -> String {
+    v.replace('%', "%25")
+        .replace(' ', "%20")
+        .replace('#', "%23")
+        .replace(';', "%3B")
 }
 
 /// Every `.sig` file under `dir`.
