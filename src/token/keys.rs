@@ -382,6 +382,18 @@ impl TokenSession {
         } else {
             Ok(())
         };
+        // A token that generates no key pairs at all (OpenSC's PIV driver): say where keys come
+        // from instead of suggesting another algorithm.
+        if self.mechanisms.listed()
+            && !self.mechanisms.has(MechanismType::ECC_KEY_PAIR_GEN)
+            && !self.mechanisms.has(MechanismType::RSA_PKCS_KEY_PAIR_GEN)
+        {
+            return Err(TokenError::GenerationRefused {
+                token: self.token.label.clone(),
+                algorithm: algorithm.to_string(),
+                why: "it offers neither CKM_EC_KEY_PAIR_GEN nor CKM_RSA_PKCS_KEY_PAIR_GEN".into(),
+            });
+        }
         writable
             .and_then(|()| self.mechanisms.can_generate(algorithm))
             .map_err(|reason| TokenError::CannotGenerate {
@@ -466,8 +478,8 @@ impl TokenSession {
                         return Err(TokenError::GenerationRefused {
                             token: self.token.label.clone(),
                             algorithm: algorithm.to_string(),
-                            code: format!(
-                                "{}, and {} with the reduced public template",
+                            why: format!(
+                                "C_GenerateKeyPair returned {}, and {} with the reduced public template",
                                 super::ckr_name(&rv),
                                 super::ckr_name(&again)
                             ),
@@ -485,7 +497,7 @@ impl TokenSession {
                 return Err(TokenError::GenerationRefused {
                     token: self.token.label.clone(),
                     algorithm: algorithm.to_string(),
-                    code: super::ckr_name(&rv),
+                    why: format!("C_GenerateKeyPair returned {}", super::ckr_name(&rv)),
                 });
             }
             Err(e) => return Err(ck(doing)(e)),

@@ -161,15 +161,15 @@ pub enum TokenError {
     /// The token refused C_GenerateKeyPair for a template it cannot or will not honour, or for
     /// the kind of login hsmsign holds.
     #[error(
-        "token {token:?} refused to generate a non-extractable {algorithm} key: C_GenerateKeyPair returned {code}. Some tokens make keys only after a login hsmsign does not do over PKCS#11 (PIV cards through OpenSC or ykcs11 want the card's management key, and take their one-byte CKA_IDs only): make the key on the device instead (a YubiKey natively: `hsmsign key generate --key yubikey:slot=9a`; other cards with the vendor's tool), then use it by the pkcs11: URI that `hsmsign key list` shows"
+        "token {token:?} cannot generate a non-extractable {algorithm} key here: {why}. Some tokens make keys only after a login hsmsign does not do over PKCS#11 (PIV cards through OpenSC or ykcs11 want the card's management key, and take their one-byte CKA_IDs only): make the key on the device instead (a YubiKey natively: `hsmsign key generate --key yubikey:slot=9a`; other cards with the vendor's tool), then use it by the pkcs11: URI that `hsmsign key list` shows"
     )]
     GenerationRefused {
         /// The token label.
         token: String,
         /// The key kind asked for.
         algorithm: String,
-        /// The return code(s).
-        code: String,
+        /// What the token said or lacks.
+        why: String,
     },
     /// The URI does not name an object.
     #[error("{0} names no key: add object=LABEL (and/or id=...) to the URI")]
@@ -230,6 +230,9 @@ pub(crate) fn advice(rv: RvError) -> &'static str {
             "The token does not offer this mechanism: choose another key algorithm."
         }
         RvError::UserNotLoggedIn => "Log in first (a PIN source is needed).",
+        RvError::UserTypeInvalid => {
+            "The token allows this only to another kind of login than the user's (PIV modules want the card's management key as the security officer's PIN): do it with the device's own tools."
+        }
         RvError::TokenWriteProtected => {
             "The token is write-protected: nothing can be created on it. Use a writable token, or unlock it with the vendor's tools."
         }
@@ -675,9 +678,10 @@ impl TokenSession {
         if !self.token_rng_failed.get() {
             match self.session.generate_random_slice(&mut buf) {
                 Ok(()) => return Ok(buf),
-                Err(CkError::Pkcs11(rv, f)) if !token_lost(rv) => {
+                Err(CkError::Pkcs11(rv, _)) if !token_lost(rv) => {
                     self.token_rng_failed.set(true);
-                    *self.os_rng.borrow_mut() = Some(format!("{f} returned {}", ckr_name(&rv)));
+                    *self.os_rng.borrow_mut() =
+                        Some(format!("C_GenerateRandom returned {}", ckr_name(&rv)));
                 }
                 Err(e) => return Err(ck("drawing random bytes from the token")(e)),
             }
