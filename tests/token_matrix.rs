@@ -1489,7 +1489,7 @@ fn row3_opensc_on_emulated_piv() {
     // The slots' certificates stay; the CA certificates live in the state database.
     assert_eq!(
         done.notices
-            .matches("already holds a certificate for")
+            .matches("already holds an end-entity certificate (subject CN=matrix) for")
             .count(),
         2,
         "{}",

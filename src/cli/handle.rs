@@ -295,10 +295,17 @@ impl KeyHandle {
             let existing = session
                 .find_key(uri)
                 .and_then(|k| session.certificate(&k.id).map(|c| (k, c)));
-            if let Ok((k, Some(_))) = &existing {
+            if let Ok((k, Some(other))) = &existing {
                 // PIV cards keep a certificate in each used slot (see refuse_existing_certificate).
+                let subject = {
+                    use der::Decode;
+                    x509_cert::Certificate::from_der(other).map_or_else(
+                        |_| "unreadable".to_string(),
+                        |c| c.tbs_certificate().subject().to_string(),
+                    )
+                };
                 ctx.warn(format!(
-                    "token {:?} already holds a certificate for {} (id {}); it is left in place, and the CA certificate lives only in the state database",
+                    "token {:?} already holds an end-entity certificate (subject {subject}) for {} (id {}); it is left in place, and the CA certificate lives only in the state database. Make sure the key serves nothing but this CA",
                     session.token().label,
                     k.label,
                     hsmsign::signer::hex(&k.id)
