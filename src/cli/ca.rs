@@ -318,7 +318,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                 let key = handle.signing_key()?;
                 handle.refuse_existing_certificate()?;
                 let (provenance, attestation) = handle.provenance()?;
-                let serial = ca::fresh_serial(&store, &mut |n| handle.random(n))?;
+                let serial = ca::fresh_serial(&store, &mut |n| handle.random(ctx, n))?;
                 let issued = ca::create_root(
                     &store,
                     &NewCaRequest {
@@ -384,7 +384,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                 let public_key = subject_handle.public_key()?;
                 subject_handle.refuse_existing_certificate()?;
                 let (provenance, attestation) = subject_handle.provenance()?;
-                let serial = ca::fresh_serial(&store, &mut |n| issuer_handle.random(n))?;
+                let serial = ca::fresh_serial(&store, &mut |n| issuer_handle.random(ctx, n))?;
                 let issued = ca::create_intermediate(
                     &store,
                     &NewCaRequest {
@@ -447,7 +447,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                 ctx.warn(note);
             }
             let issued = with_issuer(ctx, &store, &issuer, |iss, handle| {
-                let serial = ca::fresh_serial(&store, &mut |n| handle.random(n))?;
+                let serial = ca::fresh_serial(&store, &mut |n| handle.random(ctx, n))?;
                 Ok(ca::issue_certificate(
                     &store,
                     iss,

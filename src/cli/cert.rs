@@ -302,7 +302,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                     (None, None, Some(g)) => g.public_key(),
                     _ => unreachable_source()?,
                 };
-                let serial = ca::fresh_serial(&store, &mut |n| issuer_handle.random(n))?;
+                let serial = ca::fresh_serial(&store, &mut |n| issuer_handle.random(ctx, n))?;
                 Ok(ca::issue_certificate(
                     &store,
                     iss,
