@@ -183,6 +183,12 @@ impl Row {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("pin"), format!("{USER_PIN}\n")).expect("pin");
         std::fs::write(dir.path().join("so-pin"), SO_PIN).expect("so pin");
+        // PIN files as an officer keeps them (hsmsign warns about looser ones).
+        for f in ["pin", "so-pin"] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(0o600))
+                .expect("pin mode");
+        }
         Row {
             name,
             dir,
