@@ -84,7 +84,7 @@ run archive sign --key "pkcs11:token=Operator%20Alice;object=signing" --cert ali
 tar -tzf export-signed.tar.gz
 
 step "10. Would a JS7 Controller accept it? (trusted-x509-keys holds the Intermediate CA)"
-mkdir -p trusted-x509-keys && cp intermediate-ca.pem trusted-x509-keys/
+run bundle trusted-keys --ca intermediate --out trusted-x509-keys
 run archive verify --in export-signed.tar.gz --trusted trusted-x509-keys --cert alice-signing.pem
 # The same check with openssl alone, for one object:
 mkdir -p check && tar -xzf export-signed.tar.gz -C check
@@ -103,8 +103,11 @@ run audit anchor --ca root
 run audit show
 run audit verify
 
+step "13. What ends when (a daily monitoring job: exit status 4 when anything ends within 90 days)"
+run expiry --all
+
 if [ -n "${HSMSIGN_DEMO_YUBIKEY:-}" ]; then
-  step "13. (optional) A real YubiKey: the slot's provenance and its attestation, read-only"
+  step "14. (optional) A real YubiKey: the slot's provenance and its attestation, read-only"
   unset HSMSIGN_PIN_SOURCE   # the YubiKey's PIN is asked for on the terminal
   run key inspect --key "$HSMSIGN_DEMO_YUBIKEY"
   run key attest --key "$HSMSIGN_DEMO_YUBIKEY" --out yubikey-attestation.pem

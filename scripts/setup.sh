@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what hsmsign's demo and tests need on a fresh Debian machine (only what is missing),
-# then build. Used by scripts/demo.sh and scripts/test.sh.
+# Install what hsmsign's demo and tests need on a fresh Debian machine (only what is missing).
+# Used by scripts/demo.sh and scripts/test.sh.
 set -euo pipefail
 need=()
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
@@ -24,4 +24,19 @@ if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# pkilint (PyPI), an independent RFC 5280 linter that tests/lint_cli.rs runs over every kind of
+# certificate and CRL hsmsign makes. In a private virtualenv, pinned.
+pkilint_venv="${XDG_CACHE_HOME:-$HOME/.cache}/hsmsign/pkilint-0.13.3"
+if [ ! -x "$pkilint_venv/bin/lint_pkix_cert" ]; then
+  command -v python3 >/dev/null 2>&1 || need_py=1
+  if [ -n "${need_py:-}" ] || ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3 python3-venv >/dev/null
+  fi
+  echo "setup: installing pkilint into $pkilint_venv" >&2
+  rm -rf "$pkilint_venv"
+  python3 -m venv "$pkilint_venv"
+  "$pkilint_venv/bin/pip" install -q --disable-pip-version-check "pkilint==0.13.3"
 fi

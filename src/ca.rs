@@ -112,6 +112,19 @@ pub enum CaError {
         /// Why.
         reason: String,
     },
+    /// The subject DN is already that of a still-valid certificate for another key, which a JS7
+    /// trusted directory cannot hold side by side.
+    #[error(
+        "the subject {subject} is already the subject of {holder} (valid until {not_after}) for another key: a JS7 Controller or Agent keeps only one certificate per subject DN in its trusted-x509-keys directory (the one valid longest), so the two would displace each other. Give the new certificate a distinct DN (for example add OU=2027 or a serialNumber), or pass --allow-duplicate-dn if the old one will be removed from every trusted directory"
+    )]
+    DuplicateDn {
+        /// The requested subject.
+        subject: String,
+        /// Which certificate of this appliance has it.
+        holder: String,
+        /// Its end, formatted.
+        not_after: String,
+    },
     /// Certificate building or checking failed.
     #[error(transparent)]
     Issue(#[from] IssueError),
@@ -319,6 +332,8 @@ pub struct RequestCheck<'a> {
     pub days: Option<u64>,
     /// pathLenConstraint (CA profiles).
     pub path_len: Option<u8>,
+    /// Issue even when the subject DN is that of a still-valid certificate for another key.
+    pub allow_duplicate_dn: bool,
 }
 
 /// Check a request against CA `ca` as recorded in `store` before the token is opened: the CA
@@ -363,7 +378,139 @@ pub fn check_request(
         },
         Some(&cert),
     )?;
-    Ok(notice)
+    // The key of a request for a key on a token not opened yet is checked when it is issued.
+    let duplicate = match req.public_key {
+        Some(key) => {
+            check_distinct_dn(store, req.subject, key, req.profile, req.allow_duplicate_dn)?
+        }
+        None => None,
+    };
+    Ok(join_notices(notice, duplicate))
+}
+
+fn join_notices(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A still-valid, unrevoked certificate of this appliance with a given subject DN.
+#[derive(Clone, Debug)]
+pub struct DnHolder {
+    /// What it is, for messages: `CA "root"` or `signing certificate 0x...`.
+    pub what: String,
+    /// Whether it is a CA or an operator signing certificate: what a JS7 trusted-x509-keys
+    /// directory holds.
+    pub trusted_by_js7: bool,
+    /// Its end.
+    pub not_after: OffsetDateTime,
+}
+
+/// Subject DNs compared as a JS7 trusted directory tells them apart would at least: attribute
+/// types and values without regard to case or runs of white space (X500Principal's canonical
+/// form is at least this lenient, so a DN equal here is one JS7 would also call equal).
+fn dn_key(dn: &str) -> String {
+    dn.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// The public key a certificate of the state certifies (`None` if it cannot be read, which the
+/// state's own checks rule out).
+fn certified_key(der: &[u8]) -> Option<PublicKey> {
+    use der::{Decode, Encode};
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let spki = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .ok()?;
+    PublicKey::from_spki_der(&spki).ok()
+}
+
+/// The still-valid, unrevoked CAs and certificates of this appliance whose subject DN is
+/// `subject` and whose key is not `public_key` (a renewal for the same key is no clash).
+pub fn same_dn_holders(
+    store: &Store,
+    subject: &DistinguishedName,
+    public_key: &PublicKey,
+) -> Result<Vec<DnHolder>, CaError> {
+    let now = OffsetDateTime::now_utc();
+    let wanted = dn_key(&subject.to_string());
+    let other_key = |der: &[u8]| certified_key(der).is_none_or(|k| &k != public_key);
+    let mut holders = Vec::new();
+    let cas = store.cas()?;
+    for ca in &cas {
+        if ca.not_after > now && dn_key(&ca.subject) == wanted && other_key(&ca.certificate_der) {
+            holders.push(DnHolder {
+                what: format!("CA {:?}", ca.name),
+                trusted_by_js7: true,
+                not_after: ca.not_after,
+            });
+        }
+    }
+    for cert in store.certificates(None)? {
+        // An intermediate made here is listed as a CA already.
+        if cas.iter().any(|c| c.fingerprint == cert.fingerprint) {
+            continue;
+        }
+        if cert.not_after > now
+            && dn_key(&cert.subject) == wanted
+            && other_key(&cert.der)
+            && store.revocation(&cert.serial)?.is_none()
+        {
+            let trusted =
+                Profile::parse(&cert.profile).is_ok_and(|p| p.is_ca() || p == Profile::Signing);
+            holders.push(DnHolder {
+                what: format!("{} certificate {}", cert.profile, cert.serial),
+                trusted_by_js7: trusted,
+                not_after: cert.not_after,
+            });
+        }
+    }
+    Ok(holders)
+}
+
+/// JS7's trust rule at issuance: a CA or an operator signing certificate whose subject DN is
+/// that of another still-valid CA or signing certificate of this appliance (for another key)
+/// is refused unless `allow` (a JS7 trusted directory keeps only one certificate per DN). A TLS
+/// certificate sharing its DN with an older TLS certificate is the usual key rollover of an
+/// instance (private.conf's distinguished-names stay as they are): allowed, with a notice.
+/// Returns the notice to give, if any.
+pub fn check_distinct_dn(
+    store: &Store,
+    subject: &DistinguishedName,
+    public_key: &PublicKey,
+    profile: Profile,
+    allow: bool,
+) -> Result<Option<String>, CaError> {
+    let holders = same_dn_holders(store, subject, public_key)?;
+    let Some(first) = holders.first() else {
+        return Ok(None);
+    };
+    let lands_in_trusted_dir = profile.is_ca() || profile == Profile::Signing;
+    let clash = holders
+        .iter()
+        .find(|h| h.trusted_by_js7 || lands_in_trusted_dir);
+    match clash {
+        Some(h) if !allow => Err(CaError::DuplicateDn {
+            subject: subject.to_string(),
+            holder: h.what.clone(),
+            not_after: x509::format_time(h.not_after),
+        }),
+        Some(h) => Ok(Some(format!(
+            "{subject} is also the subject of {} (valid until {}) for another key (--allow-duplicate-dn): remove the older certificate from every JS7 trusted-x509-keys directory, or JS7 keeps whichever is valid longest",
+            h.what,
+            x509::format_time(h.not_after)
+        ))),
+        None => Ok(Some(format!(
+            "{subject} is also the subject of {} (valid until {}) for another key: expected when an instance's TLS key is renewed; revoke the old certificate once the instance uses the new one",
+            first.what,
+            x509::format_time(first.not_after)
+        ))),
+    }
 }
 
 /// A fresh serial: 128 bits from the token's RNG (at least 64 are required), positive, not
@@ -411,6 +558,12 @@ impl Issued {
             audit_seq: tx.audit_seq(),
         }
     }
+
+    /// The same, with one more notice for the operator.
+    fn with_notice(mut self, notice: Option<String>) -> Self {
+        self.notice = join_notices(self.notice.take(), notice);
+        self
+    }
 }
 
 /// A new CA to create.
@@ -433,6 +586,8 @@ pub struct NewCaRequest<'a> {
     pub serial: &'a Serial,
     /// An attestation of the key, if the token gives one.
     pub attestation: Option<&'a [u8]>,
+    /// Make the CA even when its subject DN is that of a still-valid certificate for another key.
+    pub allow_duplicate_dn: bool,
 }
 
 fn refuse_existing_name(store: &Store, name: &str) -> Result<(), CaError> {
@@ -497,6 +652,13 @@ pub fn create_ca(
     if let Some(i) = issuer {
         entry = entry.param("issuer", i.record.name.clone());
     }
+    let duplicate = check_distinct_dn(
+        store,
+        req.subject,
+        req.public_key,
+        profile,
+        req.allow_duplicate_dn,
+    )?;
     store.change(entry, |tx| {
         let params = IssueParams {
             subject: req.subject,
@@ -528,7 +690,7 @@ pub fn create_ca(
             key_provenance: req.provenance,
             attestation: req.attestation,
         })?;
-        Ok(Issued::recorded(issued, req.serial, tx))
+        Ok(Issued::recorded(issued, req.serial, tx).with_notice(duplicate))
     })
 }
 
@@ -599,6 +761,8 @@ pub struct CertRequest<'a> {
     pub key_source: String,
     /// The CSR, when there was one (its SHA-256 goes into the audit record).
     pub csr: Option<&'a CertificateRequest>,
+    /// Issue even when the subject DN is that of a still-valid certificate for another key.
+    pub allow_duplicate_dn: bool,
 }
 
 /// Issue a certificate under `issuer` and record it with its audit record.
@@ -617,6 +781,13 @@ pub fn issue_certificate(
         entry = entry.input("csr", csr.der());
     }
     let sans: Vec<String> = req.sans.iter().map(|s| s.to_string()).collect();
+    let duplicate = check_distinct_dn(
+        store,
+        req.subject,
+        req.public_key,
+        req.profile,
+        req.allow_duplicate_dn,
+    )?;
     store.change(entry, |tx| {
         let issued = x509::issue(
             &IssueParams {
@@ -638,7 +809,7 @@ pub fn issue_certificate(
             profile: req.profile.name(),
             sans: &sans,
         })?;
-        Ok(Issued::recorded(issued, req.serial, tx))
+        Ok(Issued::recorded(issued, req.serial, tx).with_notice(duplicate))
     })
 }
 

@@ -27,5 +27,9 @@ fn main() -> ExitCode {
             eprintln!("verification FAILED: {msg}");
             ExitCode::from(3)
         }
+        Err(cli::Failure::Attention(msg)) => {
+            eprintln!("attention: {msg}");
+            ExitCode::from(4)
+        }
     }
 }

@@ -427,3 +427,151 @@ fn a_ca_whose_key_left_the_token_cannot_sign() {
     assert_eq!(before.1, pki.counts().1);
     let _ = Hsm::new;
 }
+
+/// A certificate already beside the key on the token: an end-entity one (PIV cards keep one in
+/// every used slot, and OpenSC shows a slot's key only with it) is left in place with one
+/// warning and the CA is made; a CA certificate means the key belongs to a CA: refused.
+#[test]
+fn a_certificate_beside_the_key_blocks_only_when_it_is_a_ca_certificate() {
+    let hsm = Hsm::with_token("ca");
+    let module = [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("SoftHSM2 module");
+    let (ok, out) = hsm.tool(
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "other.key",
+        ],
+    );
+    assert!(ok, "{out}");
+    let (ok, out) = hsm.tool(
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-key",
+            "other.key",
+            "-subj",
+            "/CN=slot placeholder",
+            "-out",
+            "other.csr",
+        ],
+    );
+    assert!(ok, "{out}");
+    std::fs::write(hsm.path("ca.ext"), "basicConstraints=critical,CA:TRUE\n").unwrap();
+    for (label, ca_cert) in [("ee-beside", false), ("ca-beside", true)] {
+        let uri = hsm.key("ca", label, "ec-p256");
+        let id = hsm.json(&["key", "inspect", "--key", &uri])["key"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        hsm.ok(&[
+            "key",
+            "public",
+            "--key",
+            &uri,
+            "--out",
+            &format!("{label}.pub"),
+        ]);
+        // A certificate for the key's public key (signed by another key: only its contents
+        // matter here), written next to the key with the same CKA_ID by another tool.
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            "other.csr",
+            "-signkey",
+            "other.key",
+            "-days",
+            "2",
+            "-outform",
+            "DER",
+        ];
+        let public = format!("{label}.pub");
+        let der = format!("{label}.der");
+        args.extend(["-force_pubkey", &public, "-out", &der]);
+        if ca_cert {
+            args.extend(["-extfile", "ca.ext"]);
+        }
+        let (ok, out) = hsm.tool("openssl", &args);
+        assert!(ok, "{out}");
+        let (ok, out) = hsm.tool(
+            "pkcs11-tool",
+            &[
+                "--module",
+                module,
+                "--token-label",
+                "ca",
+                "--login",
+                "--pin",
+                common::USER_PIN,
+                "--write-object",
+                &der,
+                "--type",
+                "cert",
+                "--id",
+                &id,
+                "--label",
+                label,
+            ],
+        );
+        assert!(ok, "pkcs11-tool: {out}");
+        let state = hsm.path("state").display().to_string();
+        let out = hsm.run(&[
+            "--state",
+            &state,
+            "ca",
+            "init",
+            "--name",
+            label,
+            "--key",
+            &uri,
+            "--subject",
+            "CN=Beside",
+            "--out",
+            &format!("{label}.pem"),
+        ]);
+        let err = stderr(&out);
+        if ca_cert {
+            assert!(
+                !out.status.success(),
+                "a key with a CA certificate became a CA"
+            );
+            assert!(err.contains("already belongs to a CA"), "{err}");
+            assert!(!hsm.path(&format!("{label}.pem")).exists());
+        } else {
+            assert!(out.status.success(), "{err}");
+            assert_eq!(
+                err.matches(
+                    "already holds an end-entity certificate (subject CN=slot placeholder)"
+                )
+                .count(),
+                1,
+                "{err}"
+            );
+            assert!(err.contains("lives only in the state database"), "{err}");
+            let (ok, out) = hsm.tool(
+                "openssl",
+                &[
+                    "verify",
+                    "-x509_strict",
+                    "-CAfile",
+                    &format!("{label}.pem"),
+                    &format!("{label}.pem"),
+                ],
+            );
+            assert!(ok, "{out}");
+        }
+    }
+}

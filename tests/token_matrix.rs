@@ -6,7 +6,9 @@
 //! module talking to `p11-kit server`, which exports a SoftHSM2 token from another process, as
 //! a network HSM would. Every server is started here with private state in a temp dir, on a free
 //! loopback port or a Unix socket in that dir, and killed when the row is dropped.
-//! (Rows 3 and 4, emulated PIV cards with OpenSC and ykcs11, are not part of this file.)
+//! Rows (3) OpenSC's PKCS#11 module and (4) Yubico's ykcs11 talk to the emulated PIV card of
+//! tools/piv-emulator behind a private pcscd (tools/piv-emulator/run-with-pcscd.sh, which needs
+//! root): those two tests are ignored by default and run by scripts/test-yubikey.sh as root.
 //!
 //! The test PINs reach tpm2_ptool on its command line (it takes no other way); hsmsign itself
 //! reads them from a file.
@@ -14,6 +16,7 @@
 mod common;
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -29,6 +32,8 @@ const GENERATED: &str = "generated on token, never extractable, always sensitive
 struct Daemon {
     name: &'static str,
     child: Child,
+    /// Asked to stop with TERM first (and given 10 s), so that it can clean up after itself.
+    graceful: bool,
 }
 
 impl Daemon {
@@ -44,7 +49,11 @@ impl Daemon {
             .unwrap_or_else(|e| {
                 panic!("cannot start {name}: {e}. Run scripts/setup.sh to install it")
             });
-        Daemon { name, child }
+        Daemon {
+            name,
+            child,
+            graceful: false,
+        }
     }
 
     fn alive(&mut self) -> bool {
@@ -52,6 +61,15 @@ impl Daemon {
     }
 
     fn kill(&mut self) {
+        if self.graceful && self.alive() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let start = Instant::now();
+            while self.alive() && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         // The whole group: the server and any worker it forked.
         let _ = Command::new("kill")
             .args(["-KILL", "--", &format!("-{}", self.child.id())])
@@ -148,6 +166,8 @@ struct Row {
     token: String,
     /// Started in order, stopped in reverse order.
     daemons: Vec<Daemon>,
+    /// PIV rows: a process inside the private pcscd's mount and network namespaces.
+    ns: Option<String>,
 }
 
 impl Drop for Row {
@@ -163,12 +183,19 @@ impl Row {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("pin"), format!("{USER_PIN}\n")).expect("pin");
         std::fs::write(dir.path().join("so-pin"), SO_PIN).expect("so pin");
+        // PIN files as an officer keeps them (hsmsign warns about looser ones).
+        for f in ["pin", "so-pin"] {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(0o600))
+                .expect("pin mode");
+        }
         Row {
             name,
             dir,
             env: Vec::new(),
             token: token.into(),
             daemons: Vec::new(),
+            ns: None,
         }
     }
 
@@ -365,6 +392,169 @@ impl Row {
         row
     }
 
+    /// Rows 3 and 4: the emulated PIV card in a private pcscd whose reader is `reader` (ykcs11
+    /// lists only readers whose name starts with "Yubico"); hsmsign and the card's tools run in
+    /// that pcscd's namespaces through nsenter. Three keys are made natively on the card (a PIV
+    /// PKCS#11 module cannot generate them: asserted by the rows): slot 9a P-384 (root CA), 9e
+    /// P-256 (issuing CA; 9d, key management, is not a signing slot for OpenSC), 9c P-256
+    /// (operator; CKA_ALWAYS_AUTHENTICATE). With `placeholder_certs`,
+    /// each slot also gets a certificate for its public key, because OpenSC's PIV driver shows a
+    /// private key only when its slot holds a certificate (it takes the public key from there).
+    fn piv(name: &'static str, module: &[&str], reader: &str, placeholder_certs: bool) -> Self {
+        assert!(
+            is_root(),
+            "the PIV rows need root for a private pcscd: run scripts/test-yubikey.sh as root"
+        );
+        let root = env!("CARGO_MANIFEST_DIR");
+        let script = format!("{root}/tools/piv-emulator/run-with-pcscd.sh");
+        assert!(
+            Path::new(&format!(
+                "{root}/tools/piv-emulator/target/release/piv-emulator"
+            ))
+            .exists(),
+            "the PIV emulator is not built: run scripts/test-yubikey.sh (it builds tools/piv-emulator)"
+        );
+        let mut row = Row::new(name, "");
+        std::fs::write(row.path("pin"), "123456\n").expect("pin");
+        std::fs::set_permissions(row.path("pin"), std::fs::Permissions::from_mode(0o600))
+            .expect("pin mode");
+        let pid_file = row.path("ns.pid");
+        let log = row.path("pcscd.log");
+        let mut card = Daemon::spawn(
+            "pcscd with the emulated card",
+            Command::new(&script)
+                .args(["--reader-name", reader, "--"])
+                .args(["sh", "-c", "echo $$ > \"$0\"; exec sleep 3600"])
+                .arg(&pid_file),
+            &log,
+        );
+        card.graceful = true;
+        let ready =
+            || std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim().parse::<u32>().is_ok());
+        wait_for(
+            "pcscd with the emulated PIV card",
+            &log,
+            Some(&mut card),
+            ready,
+        );
+        row.daemons.push(card);
+        let pid = std::fs::read_to_string(&pid_file).expect("pid");
+        row.ns = Some(pid.trim().to_string());
+        row.set("HSMSIGN_MODULE", find_module(name, module));
+
+        // The keys, made natively (yubikey: URIs go to the card over PC/SC, not PKCS#11).
+        for (slot, alg) in [("9a", "ec-p384"), ("9e", "ec-p256"), ("9c", "ec-p256")] {
+            row.ok(&[
+                "key",
+                "generate",
+                "--key",
+                &format!("yubikey:slot={slot}"),
+                "--algorithm",
+                alg,
+                "--allow-default-credentials",
+            ]);
+            if placeholder_certs {
+                let public = format!("{slot}.pub");
+                row.ok(&[
+                    "key",
+                    "public",
+                    "--key",
+                    &format!("yubikey:slot={slot}"),
+                    "--out",
+                    &public,
+                ]);
+                if !row.path("placeholder.key").exists() {
+                    row.tool(
+                        "openssl",
+                        &[
+                            "genpkey",
+                            "-algorithm",
+                            "ec",
+                            "-pkeyopt",
+                            "ec_paramgen_curve:P-256",
+                            "-out",
+                            "placeholder.key",
+                        ],
+                    );
+                    // OpenSC names the token after the PIV authentication certificate's CN.
+                    row.tool(
+                        "openssl",
+                        &[
+                            "req",
+                            "-new",
+                            "-key",
+                            "placeholder.key",
+                            "-subj",
+                            "/CN=matrix",
+                            "-out",
+                            "placeholder.csr",
+                        ],
+                    );
+                }
+                let cert = format!("{slot}.crt");
+                row.tool(
+                    "openssl",
+                    &[
+                        "x509",
+                        "-req",
+                        "-in",
+                        "placeholder.csr",
+                        "-signkey",
+                        "placeholder.key",
+                        "-force_pubkey",
+                        &public,
+                        "-days",
+                        "2",
+                        "-out",
+                        &cert,
+                    ],
+                );
+                let out = row
+                    .in_ns("yubico-piv-tool")
+                    .args([
+                        "-r",
+                        reader,
+                        "-a",
+                        "import-certificate",
+                        "-s",
+                        slot,
+                        "-i",
+                        &cert,
+                    ])
+                    .output()
+                    .expect("yubico-piv-tool");
+                assert!(
+                    out.status.success(),
+                    "yubico-piv-tool import-certificate {slot}: {}",
+                    stderr(&out)
+                );
+            }
+        }
+        // The token as the module shows it.
+        let tokens = row.json(&["key", "list"]);
+        row.token = tokens["token"]["label"]
+            .as_str()
+            .expect("token label")
+            .to_string();
+        row
+    }
+
+    /// A program run inside the row's private pcscd namespaces (PIV rows), else directly.
+    fn in_ns(&self, program: &str) -> Command {
+        let mut c = match &self.ns {
+            Some(pid) => {
+                let mut c = Command::new("nsenter");
+                c.args(["-t", pid, "-m", "-n"])
+                    .arg(format!("--wd={}", self.dir.path().display()))
+                    .args(["--", program]);
+                c
+            }
+            None => Command::new(program),
+        };
+        c.current_dir(self.dir.path()).stdin(Stdio::null());
+        c
+    }
+
     /// Row 5: p11-kit's client module, and `p11-kit server` exporting a SoftHSM2 token.
     fn p11kit() -> Self {
         let mut row = Row::new("p11-kit", "matrix");
@@ -415,7 +605,7 @@ impl Row {
     }
 
     fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_hsmsign"));
+        let mut c = self.in_ns(env!("CARGO_BIN_EXE_hsmsign"));
         c.env_remove("HSMSIGN_MODULE")
             .env_remove("SOFTHSM2_CONF")
             .env(
@@ -453,7 +643,20 @@ impl Row {
     }
 
     fn key_uri(&self, label: &str) -> String {
-        format!("pkcs11:token={};object={label}", self.token)
+        format!("pkcs11:token={};object={}", enc(&self.token), enc(label))
+    }
+
+    /// Like [`Row::ok`], returning standard error (warnings and notices) instead.
+    fn ok_notices(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "[{}] hsmsign {args:?} failed ({:?}): {}",
+            self.name,
+            out.status.code(),
+            stderr(&out)
+        );
+        stderr(&out)
     }
 
     /// Run a tool in the row's directory; require success; return stdout+stderr.
@@ -505,7 +708,15 @@ struct Done {
     signed: Vec<(&'static str, &'static str)>,
 }
 
-/// The scenario, the same on every row.
+/// The keys the scenario signs with: the root CA's, the issuing CA's, and the operators'
+/// (label, URI, algorithm).
+struct Keys {
+    root: String,
+    issuing: String,
+    operators: Vec<(String, String, &'static str)>,
+}
+
+/// The scenario, the same on every row: keys generated inside the token, then the ceremony.
 fn scenario(row: &Row, with_rsa: bool) -> Done {
     let started = Instant::now();
     let mut generated = vec!["ec-p384", "ec-p256"];
@@ -548,21 +759,42 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
         assert_eq!(ins["verdict"], GENERATED, "[{}] {label}: {ins}", row.name);
         assert_eq!(ins["key"]["algorithm"], *alg, "[{}] {ins}", row.name);
     }
+    let keys = Keys {
+        root: row.key_uri("root-key"),
+        issuing: row.key_uri("issuing-key"),
+        operators: keys
+            .iter()
+            .filter(|(l, _)| l.starts_with("operator"))
+            .map(|(l, a)| (l.to_string(), row.key_uri(l), *a))
+            .collect(),
+    };
+    ceremony(row, &keys);
+    eprintln!(
+        "[{}] scenario passed in {:.1} s",
+        row.name,
+        started.elapsed().as_secs_f64()
+    );
+    Done { generated, signed }
+}
 
+/// Steps 3 to 8 of the scenario with the keys given: CAs, certificates, archive signing, CRL,
+/// audit. Returns the standard error of `ca init` and `ca intermediate` (their notices).
+fn ceremony(row: &Row, keys: &Keys) -> String {
+    let mut notices = String::new();
     // 3. Root and intermediate CA, signed inside the token.
-    row.ok(&[
+    notices += &row.ok_notices(&[
         "ca",
         "init",
         "--name",
         "root",
         "--key",
-        &row.key_uri("root-key"),
+        &keys.root,
         "--subject",
         "CN=Matrix Root CA, O=SOS, C=DE",
         "--out",
         "root.pem",
     ]);
-    row.ok(&[
+    notices += &row.ok_notices(&[
         "ca",
         "intermediate",
         "--name",
@@ -570,7 +802,7 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
         "--issuer",
         "root",
         "--key",
-        &row.key_uri("issuing-key"),
+        &keys.issuing,
         "--subject",
         "CN=Matrix Issuing CA, O=SOS, C=DE",
         "--out",
@@ -645,12 +877,7 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
     let export = row.export("export", 3);
     std::fs::create_dir(row.path("trusted")).expect("trusted dir");
     std::fs::copy(row.path("issuing.pem"), row.path("trusted/issuing.pem")).expect("copy");
-    let operators: Vec<&str> = keys
-        .iter()
-        .filter(|(l, _)| l.starts_with("operator"))
-        .map(|(l, _)| *l)
-        .collect();
-    for op in operators {
+    for (op, op_uri, _) in &keys.operators {
         let cert = format!("{op}.pem");
         row.ok(&[
             "cert",
@@ -660,7 +887,7 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
             "--profile",
             "signing",
             "--key",
-            &row.key_uri(op),
+            op_uri,
             "--subject",
             &format!("CN={op}, O=SOS, C=DE"),
             "--out",
@@ -671,7 +898,7 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
             "archive",
             "sign",
             "--key",
-            &row.key_uri(op),
+            op_uri,
             "--cert",
             &cert,
             "--in",
@@ -756,12 +983,7 @@ fn scenario(row: &Row, with_rsa: bool) -> Done {
     row.ok(&["audit", "anchor", "--ca", "root"]);
     let out = row.ok(&["audit", "verify"]);
     assert!(out.contains("audit log OK"), "[{}] {out}", row.name);
-    eprintln!(
-        "[{}] scenario passed in {:.1} s",
-        row.name,
-        started.elapsed().as_secs_f64()
-    );
-    Done { generated, signed }
+    notices
 }
 
 /// `token probe --json` of the row's token.
@@ -770,7 +992,7 @@ fn probe(row: &Row) -> serde_json::Value {
         "token",
         "probe",
         "--token",
-        &format!("pkcs11:token={}", row.token),
+        &format!("pkcs11:token={}", enc(&row.token)),
     ]);
     assert_eq!(v["token"]["label"], row.token.as_str(), "{v}");
     v
@@ -801,7 +1023,7 @@ fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
         "key",
         "list",
         "--token",
-        &format!("pkcs11:token={}", row.token),
+        &format!("pkcs11:token={}", enc(&row.token)),
     ]);
     assert_eq!(keys["keys"].as_array().map_or(0, Vec::len), 0, "{keys}");
     let with_rsa = can_generate(&p, "rsa-3072");
@@ -824,7 +1046,7 @@ fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
         );
     }
     // --exercise: a throwaway key of each kind probe promises, signed with, then destroyed.
-    let token = format!("pkcs11:token={}", row.token);
+    let token = format!("pkcs11:token={}", enc(&row.token));
     let keys_before = row.json(&["key", "list", "--token", &token])["keys"]
         .as_array()
         .map_or(0, Vec::len);
@@ -866,6 +1088,22 @@ fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
     let out = row.ok(&["audit", "verify"]);
     assert!(out.contains("audit log OK"), "[{}] {out}", row.name);
     (p, done)
+}
+
+/// Whether this process runs as root (`id -u`; the crate forbids unsafe code, so no geteuid).
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A token or object label as an RFC 7512 attribute value.
+fn enc(v: &str) -> String {
+    v.replace('%', "%25")
+        .replace(' ', "%20")
+        .replace('#', "%23")
+        .replace(';', "%3B")
 }
 
 /// Every `.sig` file under `dir`.
@@ -1100,4 +1338,281 @@ fn row5_p11kit_server_killed_mid_signing() {
         "{last}"
     );
     eprintln!("[p11-kit kill] error after the kill: {}", e.trim());
+}
+
+const OPENSC: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+    "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
+    "/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so",
+    "/usr/lib/aarch64-linux-gnu/pkcs11/opensc-pkcs11.so",
+];
+
+const YKCS11: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu/libykcs11.so",
+    "/usr/lib/aarch64-linux-gnu/libykcs11.so",
+];
+
+/// What the PIV scenario saw.
+struct PivDone {
+    /// `token probe --json` before anything else.
+    probe: serde_json::Value,
+    /// The refusal of `key generate` through the module.
+    refusal: String,
+    /// Standard error of `ca init` and `ca intermediate`.
+    notices: String,
+    /// `key inspect --json` of the root, issuing and operator keys.
+    inspected: Vec<serde_json::Value>,
+}
+
+/// Rows 3 and 4: the same scenario, except that the module cannot generate keys (asserted:
+/// a clear refusal), so the ceremony runs with the keys made natively on the card, found by
+/// the module's labels for slots 9a (root), 9c (operator) and 9e (issuing).
+fn piv_scenario(row: &Row, labels: [&str; 3]) -> PivDone {
+    let started = Instant::now();
+    let probe = probe(row);
+    // 1. Key generation through the PIV module: refused, saying what to do instead.
+    let out = row.run(&[
+        "key",
+        "generate",
+        "--key",
+        &row.key_uri("new-key"),
+        "--algorithm",
+        "ec-p256",
+    ]);
+    assert!(
+        !out.status.success(),
+        "[{}] generation went through",
+        row.name
+    );
+    let refusal = stderr(&out);
+    assert!(
+        refusal.contains(&format!("token {:?}", row.token)) && refusal.contains("ec-p256"),
+        "[{}] {refusal}",
+        row.name
+    );
+    assert!(!refusal.contains("panicked"), "[{}] {refusal}", row.name);
+    // 2. The card's keys as the module shows them, with their provenance verdicts.
+    let [root, operator, issuing] = labels;
+    let mut inspected = Vec::new();
+    for (label, alg) in [
+        (root, "ec-p384"),
+        (issuing, "ec-p256"),
+        (operator, "ec-p256"),
+    ] {
+        let ins = row.json(&["key", "inspect", "--key", &row.key_uri(label)]);
+        assert_eq!(
+            ins["key"]["algorithm"], alg,
+            "[{}] {label}: {ins}",
+            row.name
+        );
+        inspected.push(ins);
+    }
+    // 3.-8. The ceremony.
+    let keys = Keys {
+        root: row.key_uri(root),
+        issuing: row.key_uri(issuing),
+        operators: vec![("operator".into(), row.key_uri(operator), "ec-p256")],
+    };
+    let notices = ceremony(row, &keys);
+    // What probe promised for the signatures made.
+    for (key, alg) in [
+        ("ec-p384", "SHA384withECDSA"),
+        ("ec-p256", "SHA256withECDSA"),
+    ] {
+        let plan = sign_plan(&probe, key, alg);
+        assert_eq!(plan["possible"], true, "[{}] {plan}", row.name);
+    }
+    eprintln!(
+        "[{}] scenario passed in {:.1} s",
+        row.name,
+        started.elapsed().as_secs_f64()
+    );
+    PivDone {
+        probe,
+        refusal,
+        notices,
+        inspected,
+    }
+}
+
+/// `key inspect` attribute `name` as the token reported it.
+fn attribute<'v>(inspected: &'v serde_json::Value, name: &str) -> &'v str {
+    inspected["attributes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p[0] == name))
+        .and_then(|p| p[1].as_str())
+        .unwrap_or_else(|| panic!("no {name} in {inspected}"))
+}
+
+/// `token probe --exercise` on a PIV row: returns its exit success and JSON output, and checks
+/// that it left the card's keys as they were and recorded itself in the audit log.
+fn piv_exercise(row: &Row) -> (bool, serde_json::Value) {
+    let token = format!("pkcs11:token={}", enc(&row.token));
+    let count = || {
+        row.json(&["key", "list", "--token", &token])["keys"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let before = count();
+    let out = row.run(&["--json", "token", "probe", "--token", &token, "--exercise"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| {
+        panic!(
+            "[{}] probe --exercise printed no JSON ({e}): {}{}",
+            row.name,
+            stdout(&out),
+            stderr(&out)
+        )
+    });
+    assert_eq!(before, count(), "[{}] exercise changed the keys", row.name);
+    let audit = row.ok(&["audit", "verify"]);
+    assert!(audit.contains("audit log OK"), "[{}] {audit}", row.name);
+    (out.status.success(), v)
+}
+
+#[test]
+#[ignore = "needs root and the PIV emulator: run by scripts/test-yubikey.sh"]
+fn row3_opensc_on_emulated_piv() {
+    let row = timed("opensc", || {
+        Row::piv("opensc-pkcs11", OPENSC, "Virtual PCD", true)
+    });
+    let done = piv_scenario(&row, ["PIV AUTH key", "SIGN key", "CARD AUTH key"]);
+    // The module offers no key-pair generation at all: probe said so, and hsmsign's refusal
+    // says where keys come from instead.
+    for alg in ["ec-p256", "ec-p384", "rsa-3072"] {
+        assert!(!can_generate(&done.probe, alg), "{}", done.probe);
+    }
+    assert!(
+        done.refusal
+            .contains("neither CKM_EC_KEY_PAIR_GEN nor CKM_RSA_PKCS_KEY_PAIR_GEN")
+            && done.refusal.contains("yubikey:slot=9a")
+            && done.refusal.contains("hsmsign key list"),
+        "{}",
+        done.refusal
+    );
+    // OpenSC derives the key attributes from the slot: made on the card, one-byte CKA_IDs
+    // (01 = 9a, 04 = 9e, 02 = 9c), and the signature slot wants a context-specific login.
+    for (ins, id) in done.inspected.iter().zip(["01", "04", "02"]) {
+        assert_eq!(ins["verdict"], GENERATED, "{ins}");
+        assert_eq!(ins["key"]["id"], id, "{ins}");
+    }
+    assert_eq!(
+        attribute(&done.inspected[2], "CKA_ALWAYS_AUTHENTICATE"),
+        "true"
+    );
+    assert_eq!(
+        attribute(&done.inspected[0], "CKA_ALWAYS_AUTHENTICATE"),
+        "false"
+    );
+    // C_GenerateRandom fails (the card has no GET CHALLENGE): the OS RNG, said once per run
+    // (two runs: ca init and ca intermediate).
+    assert_eq!(
+        done.notices
+            .matches("has no working random number generator (C_GenerateRandom returned CKR_FUNCTION_NOT_SUPPORTED)")
+            .count(),
+        2,
+        "{}",
+        done.notices
+    );
+    // The slots' certificates stay; the CA certificates live in the state database.
+    assert_eq!(
+        done.notices
+            .matches("already holds an end-entity certificate (subject CN=matrix) for")
+            .count(),
+        2,
+        "{}",
+        done.notices
+    );
+    // The probe's signature plans were what the scenario used: ECDSA over a host digest.
+    for key in ["ec-p256", "ec-p384"] {
+        let plan = sign_plan(
+            &done.probe,
+            key,
+            if key == "ec-p256" {
+                "SHA256withECDSA"
+            } else {
+                "SHA384withECDSA"
+            },
+        );
+        assert_eq!(plan["mechanism"], "CKM_ECDSA", "{plan}");
+        assert_eq!(plan["hashing"], "host", "{plan}");
+    }
+    // Nothing promised, nothing exercised.
+    let (ok, ex) = piv_exercise(&row);
+    assert!(ok, "{ex}");
+    assert_eq!(ex["exercise"].as_array().map_or(0, Vec::len), 0, "{ex}");
+}
+
+#[test]
+#[ignore = "needs root and the PIV emulator: run by scripts/test-yubikey.sh"]
+fn row4_ykcs11_on_emulated_piv() {
+    let row = timed("ykcs11", || {
+        Row::piv("ykcs11", YKCS11, "Yubico Virtual PCD", false)
+    });
+    assert!(row.token.starts_with("YubiKey PIV #"), "{}", row.token);
+    let done = piv_scenario(
+        &row,
+        [
+            "Private key for PIV Authentication",
+            "Private key for Digital Signature",
+            "Private key for Card Authentication",
+        ],
+    );
+    // ykcs11 lists CKM_EC_KEY_PAIR_GEN for 256..384 bits, so the read-only probe promises EC
+    // generation; the module refuses it to a user login and to an eight-byte CKA_ID. hsmsign's
+    // refusal names the return codes and the way out; `--exercise` finds the broken promise.
+    assert!(can_generate(&done.probe, "ec-p256"), "{}", done.probe);
+    assert!(!can_generate(&done.probe, "rsa-3072"), "{}", done.probe);
+    assert!(
+        done.refusal.contains("C_GenerateKeyPair returned CKR_")
+            && done.refusal.contains("management key")
+            && done.refusal.contains("yubikey:slot=9a"),
+        "{}",
+        done.refusal
+    );
+    let (ok, ex) = piv_exercise(&row);
+    assert!(!ok, "exercise passed although generation is refused: {ex}");
+    let results = ex["exercise"].as_array().cloned().unwrap_or_default();
+    assert!(!results.is_empty(), "{ex}");
+    for r in &results {
+        assert_eq!(r["generated"], false, "{r}");
+        assert!(
+            r["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("C_GenerateKeyPair returned CKR_")),
+            "{r}"
+        );
+    }
+    // ykcs11 reports EC keys as able to decrypt (PIV's ECDH): key inspect says so rather than
+    // claiming a signing-only key; one-byte ids; 9c wants a context-specific login.
+    for (ins, id) in done.inspected.iter().zip(["01", "04", "02"]) {
+        assert_eq!(
+            ins["verdict"], "also usable beyond signing (CKA_DECRYPT is true)",
+            "{ins}"
+        );
+        assert_eq!(attribute(ins, "CKA_LOCAL"), "true", "{ins}");
+        assert_eq!(attribute(ins, "CKA_NEVER_EXTRACTABLE"), "true", "{ins}");
+        assert_eq!(ins["key"]["id"], id, "{ins}");
+    }
+    assert_eq!(
+        attribute(&done.inspected[2], "CKA_ALWAYS_AUTHENTICATE"),
+        "true"
+    );
+    // Its RNG works; certificate objects need the management key: the CA certificates live in
+    // the state database, said once per run.
+    assert!(
+        !done.notices.contains("random number generator"),
+        "{}",
+        done.notices
+    );
+    assert_eq!(
+        done.notices.matches("CKR_USER_TYPE_INVALID").count(),
+        2,
+        "{}",
+        done.notices
+    );
+    assert!(
+        done.notices.contains("lives only in the state database"),
+        "{}",
+        done.notices
+    );
 }

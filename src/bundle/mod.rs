@@ -15,6 +15,8 @@
 //!   [`truststore_pem`] is the PEM form (certificates concatenated).
 //! - [`js7_config`]: the HOCON lines of `private.conf` that point JS7 at those files, with
 //!   placeholders for the passwords, and the certificate's subject DN in the form JS7 compares.
+//! - [`trusted_key_files`]: the files of a JS7 `trusted-x509-keys` directory, one PEM
+//!   certificate per file, refusing two certificates with the same subject DN.
 //! - [`read_pkcs12`]: reads back what this module writes (PBES2 + HMAC-SHA256 MAC), to inspect a
 //!   bundle or check a password.
 //!
@@ -29,6 +31,7 @@
 mod dn;
 mod js7;
 mod p12;
+mod trusted;
 
 #[cfg(test)]
 mod tests;
@@ -38,6 +41,7 @@ pub use js7::{
     Js7Role, KEYSTORE_PASSWORD_PLACEHOLDER, TRUSTSTORE_PASSWORD_PLACEHOLDER, js7_config,
 };
 pub use p12::{Pkcs12Contents, Pkcs12Options, StoredCert, StoredKey, read_pkcs12};
+pub use trusted::{TrustedKeyFile, trusted_key_files};
 
 use der::{Decode, Encode};
 use secrecy::SecretString;
@@ -103,6 +107,26 @@ pub enum BundleError {
         /// The decoding error.
         #[source]
         source: der::Error,
+    },
+    /// Two certificates for a trusted-x509-keys directory have the same subject DN.
+    #[error(
+        "{first} and {second} would both hold a certificate for {subject}: a JS7 Controller or Agent keeps only one certificate per subject DN in trusted-x509-keys (the one valid longest); trust one of them"
+    )]
+    TrustedDuplicateDn {
+        /// The shared subject DN.
+        subject: String,
+        /// The first file.
+        first: String,
+        /// The second file.
+        second: String,
+    },
+    /// Two names give the same file name in a trusted-x509-keys directory.
+    #[error(
+        "two of the certificates would be written to the same file {file_name}: their names differ only in characters that are not kept in file names; write them in two runs into different directories"
+    )]
+    TrustedFileNameClash {
+        /// The file name.
+        file_name: String,
     },
     /// A truststore with no certificate was asked for.
     #[error("a truststore needs at least one CA certificate: name the CAs to trust")]

@@ -34,6 +34,19 @@ pub enum BundleCmd {
         #[arg(long)]
         force: bool,
     },
+    /// The content of a JS7 trusted-x509-keys directory: one PEM file per CA, as Controllers
+    /// and Agents read it. Give the direct issuer of the operators' signing certificates.
+    TrustedKeys {
+        /// A CA to trust (repeat: --ca issuing --ca issuing-2027).
+        #[arg(long = "ca", value_name = "CA", required = true)]
+        cas: Vec<String>,
+        /// The directory to write the files into (made if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Replace existing files of the same names.
+        #[arg(long)]
+        force: bool,
+    },
     /// Print the private.conf lines a Controller or Agent needs for this certificate.
     Js7Config {
         /// The instance's certificate (PEM or DER).
@@ -234,6 +247,7 @@ pub fn run(ctx: &Ctx, cmd: BundleCmd) -> CmdResult {
             );
             Ok(())
         }
+        BundleCmd::TrustedKeys { cas, out, force } => trusted_keys(ctx, &cas, &out, force),
         BundleCmd::Js7Config {
             cert,
             role,
@@ -259,4 +273,108 @@ pub fn run(ctx: &Ctx, cmd: BundleCmd) -> CmdResult {
             Ok(())
         }
     }
+}
+
+/// `bundle trusted-keys`: every file is checked and reserved before the first is linked into
+/// place, so a refusal leaves the directory as it was.
+fn trusted_keys(ctx: &Ctx, cas: &[String], out: &std::path::Path, force: bool) -> CmdResult {
+    let store = ctx.require_store()?;
+    let mut records = Vec::new();
+    for name in cas {
+        let record = store
+            .ca(name)?
+            .ok_or_else(|| hsmsign::ca::CaError::UnknownCa(name.clone()))?;
+        if records
+            .iter()
+            .any(|r: &hsmsign::store::CaRecord| r.name == record.name)
+        {
+            return Err(Failure::Usage(format!("--ca {name} is given twice")));
+        }
+        records.push(record);
+    }
+    let named: Vec<(&str, &[u8])> = records
+        .iter()
+        .map(|r| (r.name.as_str(), r.certificate_der.as_slice()))
+        .collect();
+    let files = bundle::trusted_key_files(&named)?;
+    match std::fs::symlink_metadata(out) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Failure::Failed(anyhow::anyhow!(
+                "{} exists and is not a directory: give the directory to fill (for example a new one, copied into config/private/trusted-x509-keys/ afterwards)",
+                out.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(out)
+                .map_err(|e| anyhow::anyhow!("cannot make the directory {}: {e}", out.display()))?;
+        }
+        Err(e) => {
+            return Err(Failure::Failed(anyhow::anyhow!(
+                "cannot inspect {}: {e}",
+                out.display()
+            )));
+        }
+    }
+    // Files already there with one of the new subjects would displace, or be displaced by, the
+    // new ones in JS7 (one certificate per DN): say so before writing.
+    let existing = hsmsign::archive::read_trusted_source(out)
+        .map(|s| s.entries)
+        .unwrap_or_default();
+    let targets: Vec<PathBuf> = files.iter().map(|f| out.join(&f.file_name)).collect();
+    for entry in &existing {
+        let Ok(der) = &entry.cert else { continue };
+        let Ok(subject) = bundle::subject_dn_rfc2253(der) else {
+            continue;
+        };
+        let ours = records.iter().any(|r| &r.certificate_der == der);
+        if ours {
+            continue;
+        }
+        if let Some(f) = files.iter().find(|f| f.subject == subject)
+            && !targets
+                .iter()
+                .any(|t| t.display().to_string() == entry.name)
+        {
+            return Err(Failure::Failed(anyhow::anyhow!(
+                "{} already holds a certificate for {subject} and {} would be a second one: JS7 keeps only one certificate per subject DN. Remove the old file first (after the rollover), or write into another directory",
+                entry.name,
+                f.file_name
+            )));
+        }
+    }
+    let mut reserved = Vec::new();
+    for target in &targets {
+        reserved.push(hsmsign::output::AtomicFile::create(target, force)?);
+    }
+    for (file, content) in reserved.into_iter().zip(&files) {
+        super::write_reserved(file, content.pem.as_bytes())?;
+    }
+    let now = time::OffsetDateTime::now_utc();
+    for r in &records {
+        if r.not_after <= now {
+            ctx.warn(format!(
+                "CA {:?} has expired ({}): JS7 up to 2.5.12, 2.6.x, 2.7.6 and 2.8.1 reject what it signed, and before 2.5.9 one expired file disables X.509 verification altogether",
+                r.name,
+                hsmsign::x509::format_time(r.not_after)
+            ));
+        }
+    }
+    let mut text = format!(
+        "Wrote {} trusted certificate file(s) into {}:",
+        files.len(),
+        out.display()
+    );
+    for f in &files {
+        text.push_str(&format!("\n  {}  {}", f.file_name, f.subject));
+    }
+    text.push_str("\nCopy them into config/private/trusted-x509-keys/ of every Controller and Agent (JS7 reads the directory again without a restart).");
+    ctx.emit(
+        text,
+        json!({
+            "out": out,
+            "files": files.iter().map(|f| json!({"file": f.file_name, "subject": f.subject})).collect::<Vec<_>>(),
+        }),
+    );
+    Ok(())
 }

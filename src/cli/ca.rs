@@ -39,6 +39,10 @@ pub enum CaCmd {
         /// Also write the certificate (PEM) here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Issue even if a still-valid certificate for another key of this appliance has the same
+        /// subject DN (JS7 keeps only one certificate per DN in a trusted directory).
+        #[arg(long)]
+        allow_duplicate_dn: bool,
         /// Replace an existing --out file.
         #[arg(long)]
         force: bool,
@@ -66,6 +70,10 @@ pub enum CaCmd {
         /// Also write the certificate (PEM) here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Issue even if a still-valid certificate for another key of this appliance has the same
+        /// subject DN (JS7 keeps only one certificate per DN in a trusted directory).
+        #[arg(long)]
+        allow_duplicate_dn: bool,
         /// Replace an existing --out file.
         #[arg(long)]
         force: bool,
@@ -87,6 +95,10 @@ pub enum CaCmd {
         /// Where to write the certificate (PEM).
         #[arg(long)]
         out: PathBuf,
+        /// Issue even if a still-valid certificate for another key of this appliance has the same
+        /// subject DN (JS7 keeps only one certificate per DN in a trusted directory).
+        #[arg(long)]
+        allow_duplicate_dn: bool,
         /// Replace an existing --out file.
         #[arg(long)]
         force: bool,
@@ -296,6 +308,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             days,
             path_len,
             out,
+            allow_duplicate_dn,
             force,
         } => {
             let (subject, validity, store, out_file) =
@@ -305,7 +318,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                 let key = handle.signing_key()?;
                 handle.refuse_existing_certificate()?;
                 let (provenance, attestation) = handle.provenance()?;
-                let serial = ca::fresh_serial(&store, &mut |n| handle.random(n))?;
+                let serial = ca::fresh_serial(&store, &mut |n| handle.random(ctx, n))?;
                 let issued = ca::create_root(
                     &store,
                     &NewCaRequest {
@@ -318,6 +331,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                         path_len,
                         serial: &serial,
                         attestation: attestation.as_deref(),
+                        allow_duplicate_dn,
                     },
                     key.as_ref(),
                     ctx.operator(Some(&handle.holder())),
@@ -336,6 +350,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             days,
             path_len,
             out,
+            allow_duplicate_dn,
             force,
         } => {
             let (subject, validity, store, out_file) = prepare_new_ca(
@@ -360,6 +375,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                     validity,
                     days,
                     path_len: Some(path_len.unwrap_or(0)),
+                    allow_duplicate_dn,
                 },
             )?;
             let issued = with_issuer(ctx, &store, &issuer, |iss, issuer_handle| {
@@ -368,7 +384,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                 let public_key = subject_handle.public_key()?;
                 subject_handle.refuse_existing_certificate()?;
                 let (provenance, attestation) = subject_handle.provenance()?;
-                let serial = ca::fresh_serial(&store, &mut |n| issuer_handle.random(n))?;
+                let serial = ca::fresh_serial(&store, &mut |n| issuer_handle.random(ctx, n))?;
                 let issued = ca::create_intermediate(
                     &store,
                     &NewCaRequest {
@@ -381,6 +397,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                         path_len,
                         serial: &serial,
                         attestation: attestation.as_deref(),
+                        allow_duplicate_dn,
                     },
                     iss,
                     ctx.operator(Some(&issuer_handle.holder())),
@@ -397,6 +414,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             days,
             path_len,
             out,
+            allow_duplicate_dn,
             force,
         } => {
             let bytes = hsmsign::x509::read_csr_file(&csr)?;
@@ -419,6 +437,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                     validity,
                     days,
                     path_len: Some(path_len),
+                    allow_duplicate_dn,
                 },
             )?;
             for w in request.ignored() {
@@ -428,7 +447,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                 ctx.warn(note);
             }
             let issued = with_issuer(ctx, &store, &issuer, |iss, handle| {
-                let serial = ca::fresh_serial(&store, &mut |n| handle.random(n))?;
+                let serial = ca::fresh_serial(&store, &mut |n| handle.random(ctx, n))?;
                 Ok(ca::issue_certificate(
                     &store,
                     iss,
@@ -442,6 +461,7 @@ pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                         serial: &serial,
                         key_source: "csr".into(),
                         csr: Some(&request),
+                        allow_duplicate_dn,
                     },
                     ctx.operator(Some(&handle.holder())),
                 )?)

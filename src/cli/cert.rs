@@ -65,6 +65,10 @@ pub enum CertCmd {
         /// With --generate-key: where the PKCS#12 password comes from (prompt, env:, file:, fd:).
         #[arg(long, value_name = "SRC")]
         p12_password_source: Option<String>,
+        /// Issue even if a still-valid certificate for another key of this appliance has the same
+        /// subject DN (JS7 keeps only one certificate per DN in a trusted directory).
+        #[arg(long)]
+        allow_duplicate_dn: bool,
         /// Replace existing output files.
         #[arg(long)]
         force: bool,
@@ -74,6 +78,9 @@ pub enum CertCmd {
         /// Only those of this CA.
         #[arg(long, value_name = "CA")]
         ca: Option<String>,
+        /// Only unrevoked ones that end within this many days or have ended (30d, 30, 4w).
+        #[arg(long, value_name = "DAYS", value_parser = hsmsign::expiry::parse_window)]
+        expiring: Option<time::Duration>,
     },
     /// Show one issued certificate.
     Show {
@@ -156,6 +163,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
             chain_out,
             pkcs12,
             p12_password_source,
+            allow_duplicate_dn,
             force,
         } => {
             // 1. Everything that can be checked without the token.
@@ -269,6 +277,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                     validity,
                     days,
                     path_len: None,
+                    allow_duplicate_dn,
                 },
             )?;
             // 2. The token: sign inside one audited transaction.
@@ -293,7 +302,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                     (None, None, Some(g)) => g.public_key(),
                     _ => unreachable_source()?,
                 };
-                let serial = ca::fresh_serial(&store, &mut |n| issuer_handle.random(n))?;
+                let serial = ca::fresh_serial(&store, &mut |n| issuer_handle.random(ctx, n))?;
                 Ok(ca::issue_certificate(
                     &store,
                     iss,
@@ -307,6 +316,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                         serial: &serial,
                         key_source,
                         csr: csr.as_ref(),
+                        allow_duplicate_dn,
                     },
                     ctx.operator(Some(&issuer_handle.holder())),
                 )?)
@@ -386,20 +396,44 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                 }
             }
             let mut doc = cert_json(&store, &rec)?;
+            if profile == Profile::Signing {
+                // JS7 builds no chains: the certificate that directly signed this one must be
+                // trusted (section 6 of the JS7 notes), and this one goes into the JOC profile.
+                text.push_str(&format!(
+                    "\n  For JS7: put the certificate of CA {ca_name:?} (its direct issuer; the root alone is not enough, JS7 builds no chains) into config/private/trusted-x509-keys/ of every Controller and Agent that must accept this operator's signatures:\n    hsmsign bundle trusted-keys --ca {ca_name} --out DIR\n  and store this certificate in the operator's JOC Cockpit profile (JOC then sends it with each object)."
+                ));
+                doc["js7"] = json!({
+                    "trusted_x509_keys": [ca_name.clone()],
+                    "joc_profile_certificate": rec.serial.to_string(),
+                });
+            }
             doc["out"] = json!(out);
             doc["chain_out"] = json!(chain_out);
             doc["pkcs12"] = json!(pkcs12);
             ctx.emit(text, doc);
             Ok(())
         }
-        CertCmd::List { ca: filter } => {
+        CertCmd::List {
+            ca: filter,
+            expiring,
+        } => {
             let store = ctx.require_store()?;
             if let Some(c) = &filter
                 && store.ca(c)?.is_none()
             {
                 return Err(ca::CaError::UnknownCa(c.clone()).into());
             }
-            let certs = store.certificates(filter.as_deref())?;
+            let mut certs = store.certificates(filter.as_deref())?;
+            if let Some(window) = expiring {
+                let until = OffsetDateTime::now_utc() + window;
+                let mut kept = Vec::new();
+                for c in certs {
+                    if c.not_after <= until && store.revocation(&c.serial)?.is_none() {
+                        kept.push(c);
+                    }
+                }
+                certs = kept;
+            }
             let mut text = String::new();
             let mut docs = Vec::new();
             for c in &certs {
@@ -415,7 +449,13 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                 docs.push(cert_json(&store, c)?);
             }
             if certs.is_empty() {
-                text.push_str("no certificates");
+                match expiring {
+                    Some(w) => text.push_str(&format!(
+                        "no unrevoked certificate ends within {} day(s)",
+                        w.whole_days()
+                    )),
+                    None => text.push_str("no certificates"),
+                }
             }
             ctx.emit(text.trim_end(), json!({"certificates": docs}));
             Ok(())

@@ -259,10 +259,16 @@ impl KeyHandle {
     }
 
     /// Random bytes: the token's RNG, or the operating system's for a YubiKey (whose PIV
-    /// application offers none).
-    pub fn random(&self, n: usize) -> Result<Vec<u8>, TokenError> {
+    /// application offers none) or a token whose RNG fails (said once).
+    pub fn random(&self, ctx: &Ctx, n: usize) -> Result<Vec<u8>, TokenError> {
         match self {
-            Self::Token { session, .. } => session.random(n),
+            Self::Token { session, .. } => {
+                let bytes = session.random(n)?;
+                if let Some(notice) = session.take_rng_notice() {
+                    ctx.warn(notice);
+                }
+                Ok(bytes)
+            }
             #[cfg(feature = "yubikey")]
             Self::Piv { .. } => {
                 let mut buf = vec![0u8; n];
@@ -308,11 +314,18 @@ impl KeyHandle {
         }
     }
 
-    /// Refuse a key that already has a certificate next to it (it belongs to a CA already).
+    /// Refuse a key that already has a CA certificate next to it (it belongs to a CA already).
+    /// A certificate that does not parse counts as one. An end-entity certificate does not:
+    /// PIV cards keep a certificate in every used slot, and some PIV modules (OpenSC) show a
+    /// slot's key only when that certificate is there; it is left in place (and the CA
+    /// certificate then lives in the state database, as [`Self::store_certificate`] says).
     pub fn refuse_existing_certificate(&self) -> Result<(), Failure> {
         if let Self::Token { session, uri, .. } = self {
             let k = session.find_key(uri)?;
-            if session.certificate(&k.id)?.is_some() {
+            if session
+                .certificate(&k.id)?
+                .is_some_and(|der| !is_end_entity(&der))
+            {
                 return Err(Failure::Failed(anyhow::anyhow!(
                     "the token already holds a certificate for {}: this key already belongs to a CA. Use `hsmsign ca import` to adopt that certificate, or generate a new key",
                     session.object_uri(&k.label, &k.id)
@@ -326,12 +339,31 @@ impl KeyHandle {
     /// (PKCS#11 tokens; a YubiKey slot's certificate object is left to the officer's tools).
     pub fn store_certificate(&self, ctx: &Ctx, der: &[u8]) {
         if let Self::Token { session, uri, .. } = self {
-            let stored = session
+            let existing = session
                 .find_key(uri)
-                .and_then(|k| session.store_certificate(&k.label, &k.id, der));
+                .and_then(|k| session.certificate(&k.id).map(|c| (k, c)));
+            if let Ok((k, Some(other))) = &existing {
+                // PIV cards keep a certificate in each used slot (see refuse_existing_certificate).
+                let subject = {
+                    use der::Decode;
+                    x509_cert::Certificate::from_der(other).map_or_else(
+                        |_| "unreadable".to_string(),
+                        |c| c.tbs_certificate().subject().to_string(),
+                    )
+                };
+                ctx.warn(format!(
+                    "token {:?} already holds an end-entity certificate (subject {subject}) for {} (id {}); it is left in place, and the CA certificate lives only in the state database. Make sure the key serves nothing but this CA",
+                    session.token().label,
+                    k.label,
+                    hsmsign::signer::hex(&k.id)
+                ));
+                return;
+            }
+            let stored =
+                existing.and_then(|(k, _)| session.store_certificate(&k.label, &k.id, der));
             if let Err(e) = stored {
                 ctx.warn(format!(
-                    "the certificate is recorded but could not be stored on the token next to its key: {e}"
+                    "the certificate is recorded, but the token would not store it next to its key ({e}); it lives only in the state database, which is all hsmsign needs"
                 ));
             }
         }
@@ -350,4 +382,15 @@ impl KeyHandle {
             }
         }
     }
+}
+
+/// Whether `der` parses as a certificate whose BasicConstraints (if any) say CA:FALSE.
+fn is_end_entity(der: &[u8]) -> bool {
+    use der::Decode;
+    use x509_cert::ext::pkix::BasicConstraints;
+    x509_cert::Certificate::from_der(der).is_ok_and(|c| {
+        c.tbs_certificate()
+            .get_extension::<BasicConstraints>()
+            .is_ok_and(|bc| bc.is_none_or(|(_, bc)| !bc.ca))
+    })
 }

@@ -2,7 +2,7 @@
 //!
 //! Human text goes to stdout, or to stderr under `--json` (then stdout holds exactly one JSON
 //! document). Errors go to stderr. Exit status: 0 success, 1 failure, 2 usage, 3 a verification
-//! found a bad or missing signature.
+//! found a bad or missing signature, 4 something needs attention (`expiry`).
 
 mod archive;
 mod attest;
@@ -10,6 +10,7 @@ mod audit;
 mod bundle;
 mod ca;
 mod cert;
+mod expiry;
 mod handle;
 mod key;
 #[cfg(feature = "yubikey")]
@@ -84,6 +85,10 @@ pub enum Command {
     /// YubiKey PIV attestations: verify one brought from elsewhere.
     #[command(subcommand)]
     Attest(attest::AttestCmd),
+    /// What ends soon: every CA and certificate of the state with its days left, what JS7
+    /// component depends on it and what breaks; exit status 4 when anything ends within the
+    /// window.
+    Expiry(expiry::ExpiryArgs),
 }
 
 /// A failure, with the exit status it maps to.
@@ -94,6 +99,8 @@ pub enum Failure {
     Usage(String),
     /// Exit 3: a verification found a bad or missing signature.
     Verification(String),
+    /// Exit 4: the command ran, and what it found needs attention (`expiry`).
+    Attention(String),
 }
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
@@ -239,7 +246,11 @@ impl Ctx {
                             }
                             Ok(None) => Ok(()),
                             Err(Failure::Failed(e)) => Err(e.to_string()),
-                            Err(Failure::Usage(e) | Failure::Verification(e)) => Err(e),
+                            Err(
+                                Failure::Usage(e)
+                                | Failure::Verification(e)
+                                | Failure::Attention(e),
+                            ) => Err(e),
                         },
                     };
                     if let Err(audit) = recorded {
@@ -380,6 +391,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Token(c) => token::run(&ctx, c),
         Command::Key(c) => key::run(&ctx, c),
         Command::Attest(c) => attest::run(&ctx, c),
+        Command::Expiry(a) => expiry::run(&ctx, a),
         Command::Archive(c) => archive::run(&ctx, c),
         Command::Ca(c) => ca::run(&ctx, c),
         Command::Cert(c) => cert::run(&ctx, c),

@@ -158,6 +158,19 @@ pub enum TokenError {
         /// What the token lacks.
         reason: String,
     },
+    /// The token refused C_GenerateKeyPair for a template it cannot or will not honour, or for
+    /// the kind of login hsmsign holds.
+    #[error(
+        "token {token:?} cannot generate a non-extractable {algorithm} key here: {why}. Some tokens make keys only after a login hsmsign does not do over PKCS#11 (PIV cards through OpenSC or ykcs11 want the card's management key, and take their one-byte CKA_IDs only): make the key on the device instead (a YubiKey natively: `hsmsign key generate --key yubikey:slot=9a`; other cards with the vendor's tool), then use it by the pkcs11: URI that `hsmsign key list` shows"
+    )]
+    GenerationRefused {
+        /// The token label.
+        token: String,
+        /// The key kind asked for.
+        algorithm: String,
+        /// What the token said or lacks.
+        why: String,
+    },
     /// The URI does not name an object.
     #[error("{0} names no key: add object=LABEL (and/or id=...) to the URI")]
     NoObject(String),
@@ -217,6 +230,9 @@ pub(crate) fn advice(rv: RvError) -> &'static str {
             "The token does not offer this mechanism: choose another key algorithm."
         }
         RvError::UserNotLoggedIn => "Log in first (a PIN source is needed).",
+        RvError::UserTypeInvalid => {
+            "The token allows this only to another kind of login than the user's (PIV modules want the card's management key as the security officer's PIN): do it with the device's own tools."
+        }
         RvError::TokenWriteProtected => {
             "The token is write-protected: nothing can be created on it. Use a writable token, or unlock it with the vendor's tools."
         }
@@ -526,6 +542,8 @@ impl Module {
             token: summary,
             pin: None,
             mechanisms,
+            os_rng: std::cell::RefCell::new(None),
+            token_rng_failed: std::cell::Cell::new(false),
         })
     }
 }
@@ -548,6 +566,11 @@ pub struct TokenSession {
     pin: Option<SecretString>,
     /// The mechanisms the token offers (those hsmsign uses), with their facts.
     mechanisms: mechanisms::MechanismTable,
+    /// Set when the token's C_GenerateRandom failed and the operating system's RNG was used:
+    /// the return code, until the caller has told the operator (once).
+    os_rng: std::cell::RefCell<Option<String>>,
+    /// The token's RNG failed once: later draws go to the operating system directly.
+    token_rng_failed: std::cell::Cell<bool>,
 }
 
 impl TokenSession {
@@ -646,14 +669,52 @@ impl TokenSession {
         Ok(())
     }
 
-    /// Random bytes from the token's RNG.
+    /// Random bytes from the token's RNG; from the operating system's when the token has none
+    /// that works (some PIV modules set CKF_RNG, yet C_GenerateRandom fails because the card
+    /// offers no GET CHALLENGE). A lost token or session is an error, not a fallback. After a
+    /// fallback, [`Self::take_rng_notice`] says so once.
     pub fn random(&self, len: usize) -> Result<Vec<u8>, TokenError> {
         let mut buf = vec![0u8; len];
-        self.session
-            .generate_random_slice(&mut buf)
-            .map_err(ck("drawing random bytes from the token"))?;
+        if !self.token_rng_failed.get() {
+            match self.session.generate_random_slice(&mut buf) {
+                Ok(()) => return Ok(buf),
+                Err(CkError::Pkcs11(rv, _)) if !token_lost(rv) => {
+                    self.token_rng_failed.set(true);
+                    *self.os_rng.borrow_mut() =
+                        Some(format!("C_GenerateRandom returned {}", ckr_name(&rv)));
+                }
+                Err(e) => return Err(ck("drawing random bytes from the token")(e)),
+            }
+        }
+        getrandom::fill(&mut buf).map_err(|e| TokenError::UnusableKey {
+            key: "the operating system's random number generator".into(),
+            reason: format!("{e}; check /dev/urandom or getrandom(2) on this machine"),
+        })?;
         Ok(buf)
     }
+
+    /// Once after the token's RNG failed: what to tell the operator.
+    pub fn take_rng_notice(&self) -> Option<String> {
+        self.os_rng.borrow_mut().take().map(|why| {
+            format!(
+                "token {:?} has no working random number generator ({why}): serial numbers and ids are drawn from the operating system's RNG instead",
+                self.token.label
+            )
+        })
+    }
+}
+
+/// Return codes that mean the token or the session is gone (nothing to fall back from).
+fn token_lost(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::DeviceRemoved
+            | RvError::DeviceError
+            | RvError::TokenNotPresent
+            | RvError::SessionClosed
+            | RvError::SessionHandleInvalid
+            | RvError::CryptokiNotInitialized
+    )
 }
 
 /// The most sessions a batch opens on one token unless told otherwise.

@@ -168,7 +168,7 @@ pub fn probe(module: &Module, uri: &Pkcs11Uri) -> Result<ProbeReport, TokenError
                 possible: verdict.is_ok(),
                 detail: match verdict {
                     Ok(()) if table.listed() => format!(
-                        "{}{}; non-extractable: checked on the key right after generation",
+                        "{}{}; non-extractable: checked on the key right after generation; whether the token generates for a user login (PIV modules want their management key) only --exercise shows",
                         mechanism_name(mech),
                         table
                             .facts(mech)

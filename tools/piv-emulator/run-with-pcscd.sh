@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs a command while a private pcscd shows an emulated PIV card in its reader
-# "Virtual PCD 00 00", then stops both.
+# "Virtual PCD 00 00" (or "NAME 00 00" with --reader-name NAME), then stops both.
 #
-#   run-with-pcscd.sh [--share-net] [--emulator PATH] [--keep-logs DIR] -- COMMAND [ARGS...]
+#   run-with-pcscd.sh [--share-net] [--emulator PATH] [--keep-logs DIR] [--reader-name NAME]
+#                     -- COMMAND [ARGS...]
 #
 # Needs root and the Debian packages pcscd, vsmartcard-vpcd and iproute2. Touches nothing
 # of the system's configuration: everything runs in a private mount namespace (pcscd's
@@ -12,6 +13,10 @@
 # an otherwise empty network). --share-net keeps the host network, for commands that need
 # it (for example a cargo that still has to download); vpcd's ports are then open on the
 # host's addresses while the command runs, and must be free.
+#
+# --reader-name sets the FRIENDLYNAME of the private reader configuration, from which pcscd
+# names the reader: for clients that filter readers by name (Yubico's ykcs11 lists only readers
+# whose name starts with "Yubico", so --reader-name "Yubico Virtual PCD").
 #
 # The command's exit status is the script's. Logs of pcscd and the emulator go to a
 # temporary directory that is removed at the end, unless --keep-logs names one to copy
@@ -24,9 +29,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 emulator="$here/target/release/piv-emulator"
 share_net=0
 keep_logs=""
+reader_name="Virtual PCD"
 
 usage() {
-    echo "usage: $0 [--share-net] [--emulator PATH] [--keep-logs DIR] -- COMMAND [ARGS...]" >&2
+    echo "usage: $0 [--share-net] [--emulator PATH] [--keep-logs DIR] [--reader-name NAME] -- COMMAND [ARGS...]" >&2
     exit 2
 }
 
@@ -35,12 +41,18 @@ while [ $# -gt 0 ]; do
         --share-net) share_net=1; shift ;;
         --emulator) [ $# -ge 2 ] || usage; emulator="$2"; shift 2 ;;
         --keep-logs) [ $# -ge 2 ] || usage; keep_logs="$2"; shift 2 ;;
+        --reader-name) [ $# -ge 2 ] || usage; reader_name="$2"; shift 2 ;;
         --) shift; break ;;
         -h|--help) usage ;;
         *) break ;;
     esac
 done
 [ $# -gt 0 ] || usage
+case "$reader_name" in
+    ""|*[!A-Za-z0-9\ ._-]*)
+        echo "$0: --reader-name \"$reader_name\": use letters, digits, blanks, dots, dashes or underscores" >&2
+        exit 2 ;;
+esac
 
 if [ "$(id -u)" != 0 ]; then
     echo "$0: needs root (for private mount and network namespaces); run it with sudo" >&2
@@ -71,6 +83,7 @@ if [ "${PIV_EMULATOR_IN_NAMESPACE:-}" != 1 ]; then
     args=(--emulator "$emulator")
     [ "$share_net" = 1 ] && args+=(--share-net)
     [ -n "$keep_logs" ] && args+=(--keep-logs "$keep_logs")
+    args+=(--reader-name "$reader_name")
     PIV_EMULATOR_IN_NAMESPACE=1 exec unshare "${flags[@]}" "$0" "${args[@]}" -- "$@"
 fi
 
@@ -111,7 +124,7 @@ setup_failed() {
 
 mkdir "$work/reader.conf.d"
 cat >"$work/reader.conf.d/vpcd" <<EOF
-FRIENDLYNAME "Virtual PCD"
+FRIENDLYNAME "$reader_name"
 DEVICENAME   /dev/null:0x8C7B
 LIBPATH      $driver
 CHANNELID    0x8C7B
