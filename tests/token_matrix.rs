@@ -1028,6 +1028,34 @@ fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
     assert_eq!(keys["keys"].as_array().map_or(0, Vec::len), 0, "{keys}");
     let with_rsa = can_generate(&p, "rsa-3072");
     let done = scenario(row, with_rsa);
+    // The scenario's archive signings used the session count probe announced.
+    let sessions = &p["token"]["signing_sessions"];
+    eprintln!(
+        "[{}] signing sessions by default: {} ({})",
+        row.name, sessions["sessions"], sessions["reason"]
+    );
+    let signings: Vec<serde_json::Value> = row.json(&["audit", "show"])["records"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter(|r| r["operation"] == "archive.sign")
+                .map(|r| r["details"]["params"]["sessions"].clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !signings.is_empty(),
+        "[{}] no archive.sign record",
+        row.name
+    );
+    for used in &signings {
+        assert_eq!(
+            used.as_str().and_then(|s| s.parse::<u64>().ok()),
+            sessions["sessions"].as_u64(),
+            "[{}] archive sign used {used} sessions, probe said {sessions}",
+            row.name
+        );
+    }
     for alg in &done.generated {
         assert!(
             can_generate(&p, alg),
