@@ -1014,21 +1014,8 @@ fn sign_plan<'p>(probe: &'p serde_json::Value, key: &str, alg: &str) -> &'p serd
         .unwrap_or_else(|| panic!("probe says nothing about {alg} with {key}: {probe}"))
 }
 
-/// Probe first, run the scenario with what probe promised, then hold probe's verdicts against
-/// what the scenario did: every key kind it generated and every signature it made.
-fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
-    let p = probe(row);
-    // Read-only: the probe created nothing.
-    let keys = row.json(&[
-        "key",
-        "list",
-        "--token",
-        &format!("pkcs11:token={}", enc(&row.token)),
-    ]);
-    assert_eq!(keys["keys"].as_array().map_or(0, Vec::len), 0, "{keys}");
-    let with_rsa = can_generate(&p, "rsa-3072");
-    let done = scenario(row, with_rsa);
-    // The scenario's archive signings used the session count probe announced.
+/// The row's archive signings used the session count `token probe` announced; returns it.
+fn signing_sessions(row: &Row, p: &serde_json::Value) -> u64 {
     let sessions = &p["token"]["signing_sessions"];
     eprintln!(
         "[{}] signing sessions by default: {} ({})",
@@ -1056,6 +1043,24 @@ fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
             row.name
         );
     }
+    sessions["sessions"].as_u64().unwrap_or(0)
+}
+
+/// Probe first, run the scenario with what probe promised, then hold probe's verdicts against
+/// what the scenario did: every key kind it generated and every signature it made.
+fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
+    let p = probe(row);
+    // Read-only: the probe created nothing.
+    let keys = row.json(&[
+        "key",
+        "list",
+        "--token",
+        &format!("pkcs11:token={}", enc(&row.token)),
+    ]);
+    assert_eq!(keys["keys"].as_array().map_or(0, Vec::len), 0, "{keys}");
+    let with_rsa = can_generate(&p, "rsa-3072");
+    let done = scenario(row, with_rsa);
+    signing_sessions(row, &p);
     for alg in &done.generated {
         assert!(
             can_generate(&p, alg),
@@ -1442,6 +1447,8 @@ fn piv_scenario(row: &Row, labels: [&str; 3]) -> PivDone {
         operators: vec![("operator".into(), row.key_uri(operator), "ec-p256")],
     };
     let notices = ceremony(row, &keys);
+    // A card in a reader is one device: one signing session.
+    assert_eq!(signing_sessions(row, &probe), 1, "[{}] {probe}", row.name);
     // What probe promised for the signatures made.
     for (key, alg) in [
         ("ec-p384", "SHA384withECDSA"),
