@@ -965,7 +965,7 @@ impl TokenKey<'_> {
 }
 
 /// The same key on a session of its own, for one worker of a batch (see
-/// [`TokenSession::worker_keys`]). It owns its session and may move to another thread; the
+/// [`TokenKey::workers`]). It owns its session and may move to another thread; the
 /// token's login (per application and token) covers it, and the key handle found once by the
 /// logged-in session is used as is: no C_FindObjects or C_GetAttributeValue per worker.
 pub struct WorkerKey {
