@@ -14,6 +14,7 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::{ArchiveError, ArchiveFormat, Limits};
+use crate::input::InputKind;
 
 /// Largest pax extended header hsmsign reads (it holds a path and a few attributes).
 const MAX_PAX_HEADER: u64 = 64 << 10;
@@ -49,13 +50,24 @@ pub(crate) struct Entry {
 /// The visitor of [`read_archive`]: an entry and its complete content.
 pub(crate) type Visitor<'a> = dyn FnMut(&Entry, &[u8]) -> Result<(), ArchiveError> + 'a;
 
+/// Open an archive as every input is opened: without blocking, a regular file only, within
+/// the archive cap (so a FIFO or `/dev/zero` given as the archive fails at once, naming it).
+fn open(path: &Path) -> Result<File, ArchiveError> {
+    Ok(crate::input::open(path, InputKind::Archive)?)
+}
+
 /// Detect the format from the first bytes of the file (never from its name).
+#[cfg(test)]
 pub(crate) fn detect(path: &Path) -> Result<ArchiveFormat, ArchiveError> {
+    detect_in(&mut open(path)?, path)
+}
+
+/// Detect the format of an opened archive from its first bytes, and rewind it.
+fn detect_in(file: &mut File, path: &Path) -> Result<ArchiveFormat, ArchiveError> {
     let io_err = |source| ArchiveError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(io_err)?;
     let mut magic = [0u8; 4];
     let mut got = 0;
     while got < magic.len() {
@@ -64,6 +76,7 @@ pub(crate) fn detect(path: &Path) -> Result<ArchiveFormat, ArchiveError> {
             n => got += n,
         }
     }
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let magic = &magic[..got];
     if magic.starts_with(b"PK\x03\x04") || magic.starts_with(b"PK\x05\x06") {
         Ok(ArchiveFormat::Zip)
@@ -88,7 +101,8 @@ pub(crate) fn read_archive(
     limits: &Limits,
     visit: &mut Visitor<'_>,
 ) -> Result<ArchiveFormat, ArchiveError> {
-    let format = detect(path)?;
+    let mut file = open(path)?;
+    let format = detect_in(&mut file, path)?;
     let mut checker = Checker {
         limits,
         path,
@@ -98,8 +112,8 @@ pub(crate) fn read_archive(
         buf: Vec::new(),
     };
     match format {
-        ArchiveFormat::Zip => read_zip(&mut checker, visit)?,
-        ArchiveFormat::TarGz => read_tar_gz(&mut checker, visit)?,
+        ArchiveFormat::Zip => read_zip(&mut checker, file, visit)?,
+        ArchiveFormat::TarGz => read_tar_gz(&mut checker, file, visit)?,
     }
     Ok(format)
 }
@@ -295,8 +309,7 @@ const S_IFBLK: u32 = 0o060000;
 const S_IFIFO: u32 = 0o010000;
 const S_IFSOCK: u32 = 0o140000;
 
-fn read_zip(c: &mut Checker<'_>, visit: &mut Visitor<'_>) -> Result<(), ArchiveError> {
-    let file = File::open(c.path).map_err(|e| c.io(e))?;
+fn read_zip(c: &mut Checker<'_>, file: File, visit: &mut Visitor<'_>) -> Result<(), ArchiveError> {
     let len = file.metadata().map_err(|e| c.io(e))?.len();
     let mut reader = BufReader::new(file);
     // Refuse an oversized central directory before the ZIP reader loads it into memory.
@@ -477,8 +490,11 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-fn read_tar_gz(c: &mut Checker<'_>, visit: &mut Visitor<'_>) -> Result<(), ArchiveError> {
-    let file = File::open(c.path).map_err(|e| c.io(e))?;
+fn read_tar_gz(
+    c: &mut Checker<'_>,
+    file: File,
+    visit: &mut Visitor<'_>,
+) -> Result<(), ArchiveError> {
     let compressed = Rc::new(Cell::new(0u64));
     let counting = Counting {
         inner: BufReader::new(file),
