@@ -312,15 +312,10 @@ const S_IFSOCK: u32 = 0o140000;
 fn read_zip(c: &mut Checker<'_>, file: File, visit: &mut Visitor<'_>) -> Result<(), ArchiveError> {
     let len = file.metadata().map_err(|e| c.io(e))?.len();
     let mut reader = BufReader::new(file);
-    // Refuse an oversized central directory before the ZIP reader loads it into memory.
-    if let Some(declared) = zip_declared_count(&mut reader, len).map_err(|e| c.io(e))?
-        && declared > c.limits.max_entries
-    {
-        return Err(ArchiveError::TooManyEntries {
-            count: declared,
-            limit: c.limits.max_entries,
-        });
-    }
+    // Every byte accounted for, so that the central directory (read below) and the local
+    // headers (what Java's ZipInputStream reads) list the same entries; this also refuses an
+    // oversized central directory before the ZIP reader loads it into memory.
+    super::zip_layout::check(&mut reader, len, c.path, c.limits)?;
     reader.seek(SeekFrom::Start(0)).map_err(|e| c.io(e))?;
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| c.corrupt(None, e))?;
     if zip.has_duplicate_names() {
@@ -412,40 +407,6 @@ fn special_kind(file_type: u32) -> Option<&'static str> {
 
 fn le16(b: &[u8], at: usize) -> u64 {
     u64::from(u16::from_le_bytes([b[at], b[at + 1]]))
-}
-
-/// The entry count the end-of-central-directory record declares (ZIP64 aware), or `None` if
-/// no record is found (the ZIP reader then reports the damage).
-fn zip_declared_count<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Option<u64>> {
-    const EOCD: &[u8] = b"PK\x05\x06";
-    let tail_len = len.min(22 + 0xFFFF);
-    r.seek(SeekFrom::Start(len - tail_len))?;
-    let mut tail = vec![0u8; usize::try_from(tail_len).unwrap_or(0)];
-    r.read_exact(&mut tail)?;
-    let Some(pos) = (0..tail.len().saturating_sub(21))
-        .rev()
-        .find(|&i| &tail[i..i + 4] == EOCD)
-    else {
-        return Ok(None);
-    };
-    let count = le16(&tail, pos + 10);
-    if count != 0xFFFF {
-        return Ok(Some(count));
-    }
-    // ZIP64: the locator sits right before the classic record and points at the ZIP64 record.
-    if pos >= 20 && &tail[pos - 20..pos - 16] == b"PK\x06\x07" {
-        let mut off = [0u8; 8];
-        off.copy_from_slice(&tail[pos - 12..pos - 4]);
-        r.seek(SeekFrom::Start(u64::from_le_bytes(off)))?;
-        let mut rec = [0u8; 56];
-        r.read_exact(&mut rec)?;
-        if &rec[..4] == b"PK\x06\x06" {
-            let mut n = [0u8; 8];
-            n.copy_from_slice(&rec[32..40]);
-            return Ok(Some(u64::from_le_bytes(n)));
-        }
-    }
-    Ok(None)
 }
 
 /// Walk the central directory headers from `start` and return the first name seen twice.
