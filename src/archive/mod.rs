@@ -279,7 +279,7 @@ pub enum ArchiveError {
     /// gzip members, data after the tar end, pax or GNU headers that rename or resize entries.
     #[error(
         "{path}: {construct} (at byte {offset}{within}). Other readers (Java's ZipInputStream, \
-         which JS7 uses, unzip, GNU tar) could list different entries in this archive than \
+         unzip, Python, GNU tar) could list different entries in this archive than \
          hsmsign does, so it is refused. Export the archive again from JOC Cockpit and sign or \
          verify that export unchanged"
     )]

@@ -9,7 +9,7 @@
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::rc::Rc;
 
@@ -134,6 +134,16 @@ impl Checker<'_> {
             path: self.path.to_path_buf(),
             entry: entry.map(str::to_owned),
             reason: reason.to_string(),
+        }
+    }
+
+    /// A construct readers could list differently, at `offset` of the uncompressed tar stream.
+    fn ambiguous_tar(&self, offset: u64, construct: impl Into<String>) -> ArchiveError {
+        ArchiveError::Ambiguous {
+            path: self.path.to_path_buf(),
+            construct: construct.into(),
+            offset,
+            within: " of the uncompressed tar stream",
         }
     }
 
@@ -458,27 +468,37 @@ fn read_tar_gz(
 ) -> Result<(), ArchiveError> {
     let compressed = Rc::new(Cell::new(0u64));
     let counting = Counting {
-        inner: BufReader::new(file),
+        inner: file,
         count: Rc::clone(&compressed),
     };
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(counting));
+    // The buffered decoder stops exactly at the end of the first gzip member, so what
+    // follows it can be looked at.
+    let uncompressed = Rc::new(Cell::new(0u64));
+    let tar_stream = Counting {
+        inner: flate2::bufread::GzDecoder::new(BufReader::new(counting)),
+        count: Rc::clone(&uncompressed),
+    };
+    let mut archive = tar::Archive::new(tar_stream);
     {
         // Raw mode: GNU long names and pax headers are handled here, with bounded reads,
         // instead of being read whole into memory by the tar reader.
         let entries = archive.entries().map_err(|e| c.corrupt(None, e))?.raw(true);
-        let mut long_name: Option<Vec<u8>> = None;
-        let mut pax: Option<Vec<u8>> = None;
+        let mut long_name: Option<(Vec<u8>, u64)> = None;
+        let mut pax: Option<(Vec<u8>, u64)> = None;
         let mut last = String::new();
         for item in entries {
             let mut entry = item.map_err(|e| {
                 c.corrupt(Some(&last).filter(|l| !l.is_empty()).map(String::as_str), e)
             })?;
             let header = entry.header().clone();
+            let at = entry.raw_header_position();
             let et = header.entry_type();
             match et {
                 tar::EntryType::GNULongName => {
                     if long_name.is_some() {
-                        return Err(c.corrupt(None, "two GNU long-name headers in a row"));
+                        return Err(
+                            c.ambiguous_tar(at, "two GNU long-name headers ('L') for one entry")
+                        );
                     }
                     let max = c.limits.max_name_len as u64 + 1;
                     let data = read_small(c, &mut entry, max, "GNU long name")?;
@@ -494,39 +514,88 @@ fn read_tar_gz(
                             reason: "longer than the name length limit",
                         });
                     }
-                    long_name = Some(data);
+                    long_name = Some((data, at));
                     continue;
                 }
                 tar::EntryType::XHeader => {
                     if pax.is_some() {
-                        return Err(c.corrupt(None, "two pax headers in a row"));
+                        return Err(
+                            c.ambiguous_tar(at, "two pax extended headers ('x') for one entry")
+                        );
                     }
                     let data = read_small(c, &mut entry, MAX_PAX_HEADER, "pax header")?;
                     if data.len() as u64 > MAX_PAX_HEADER {
                         return Err(c.corrupt(None, "a pax header larger than 64 KiB"));
                     }
-                    pax = Some(data);
+                    pax = Some((data, at));
                     continue;
                 }
-                // A long link target only precedes a link entry, which is refused below; a
-                // global pax header carries no entry.
-                tar::EntryType::GNULongLink | tar::EntryType::XGlobalHeader => continue,
+                tar::EntryType::XGlobalHeader => {
+                    return Err(c.ambiguous_tar(
+                        at,
+                        "a pax global header ('g'), whose fields GNU tar and commons-compress apply to every later entry and other readers ignore (git archive writes one)",
+                    ));
+                }
+                tar::EntryType::GNULongLink => {
+                    return Err(c.ambiguous_tar(
+                        at,
+                        "a GNU long link-name header ('K'); JS7 archives hold no links",
+                    ));
+                }
                 _ => {}
             }
             c.count_entry()?;
             let pax_fields = match pax.take() {
-                Some(p) => parse_pax(&p).map_err(|r| c.corrupt(None, r))?,
-                None => PaxFields::default(),
+                Some((p, pax_at)) => {
+                    let fields = parse_pax(&p).map_err(|r| c.corrupt(None, r))?;
+                    if let Some(key) = &fields.changes {
+                        return Err(c.ambiguous_tar(
+                            pax_at,
+                            format!(
+                                "a pax header with {key}, which readers that ignore it do not apply"
+                            ),
+                        ));
+                    }
+                    if long_name.is_some() {
+                        return Err(c.ambiguous_tar(
+                            pax_at,
+                            "both a pax header and a GNU long-name header for one entry (readers pick different names)",
+                        ));
+                    }
+                    Some((fields, pax_at))
+                }
+                None => None,
             };
-            let raw_name = if let Some(p) = pax_fields.path {
-                p
-            } else if let Some(mut n) = long_name.take() {
+            let short = header.path_bytes().into_owned();
+            let raw_name = if let Some((PaxFields { path: Some(p), .. }, pax_at)) = &pax_fields {
+                if !extends(p, &short) {
+                    return Err(c.ambiguous_tar(
+                        *pax_at,
+                        format!(
+                            "a pax header naming the entry {:?} while its own header names it {:?}",
+                            String::from_utf8_lossy(p),
+                            String::from_utf8_lossy(&short)
+                        ),
+                    ));
+                }
+                p.clone()
+            } else if let Some((mut n, long_at)) = long_name.take() {
                 while n.last() == Some(&0) {
                     n.pop();
                 }
+                if !extends(&n, &short) {
+                    return Err(c.ambiguous_tar(
+                        long_at,
+                        format!(
+                            "a GNU long-name header ('L') naming the entry {:?} while its own header names it {:?}",
+                            String::from_utf8_lossy(&n),
+                            String::from_utf8_lossy(&short)
+                        ),
+                    ));
+                }
                 n
             } else {
-                header.path_bytes().into_owned()
+                short
             };
             long_name = None;
             let shown = || String::from_utf8_lossy(&raw_name).into_owned();
@@ -563,12 +632,14 @@ fn read_tar_gz(
             let name = c.name(&raw_name, is_dir)?;
             last.clone_from(&name);
             let declared = entry.size();
-            if let Some(s) = pax_fields.size
-                && s != declared
+            if let Some((PaxFields { size: Some(s), .. }, pax_at)) = &pax_fields
+                && *s != declared
             {
-                return Err(c.corrupt(
-                    Some(&name),
-                    "the pax size differs from the header size (readers would disagree)",
+                return Err(c.ambiguous_tar(
+                    *pax_at,
+                    format!(
+                        "a pax header giving entry {name:?} {s} bytes while its own header gives {declared}"
+                    ),
                 ));
             }
             c.read_content(&name, &mut entry, declared)?;
@@ -589,19 +660,60 @@ fn read_tar_gz(
             return Err(c.corrupt(None, "an extension header with no entry after it"));
         }
     }
-    // Read the gzip stream to its end: its CRC and length are checked only there, so a
-    // damaged end is noticed. What follows the tar end marker counts against the limit too.
-    let mut gz = archive.into_inner();
+    // After the end-of-archive block only zero padding may follow, to the end of the gzip
+    // member: `tar --ignore-zeros` lists entries hidden there. Reading to the end also checks
+    // the gzip CRC and length.
+    let mut stream = archive.into_inner();
+    let end = uncompressed.get();
     let budget = c.limits.max_total_size.saturating_sub(c.total);
-    let rest = io::copy(&mut (&mut gz).take(budget + 1), &mut io::sink())
-        .map_err(|e| c.corrupt(None, e))?;
-    if rest > budget {
+    let mut rest = (&mut stream).take(budget.saturating_add(1));
+    let mut buf = vec![0u8; 64 << 10];
+    let mut seen = 0u64;
+    loop {
+        let n = rest.read(&mut buf).map_err(|e| c.corrupt(None, e))?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
+            return Err(c.ambiguous_tar(
+                end + seen + i as u64,
+                "data after the tar end-of-archive block (tar --ignore-zeros lists entries there, other readers stop before it)",
+            ));
+        }
+        seen += n as u64;
+    }
+    if seen > budget {
         return Err(ArchiveError::TotalTooLarge {
             entry: "(after the last entry)".into(),
             limit: c.limits.max_total_size,
         });
     }
+    // The first gzip member must be the whole file: GNU tar reads concatenated members as one
+    // stream, single-member readers stop after the first.
+    let mut inner = stream.inner.into_inner();
+    let after = inner.fill_buf().map_err(|e| c.io(e))?;
+    if !after.is_empty() {
+        let offset = compressed.get() - after.len() as u64;
+        let construct = if after.starts_with(&[0x1f, 0x8b]) {
+            "a second gzip member after the first one ends (GNU tar reads its entries, other readers stop before it)".to_owned()
+        } else {
+            "bytes after the end of the gzip stream".to_owned()
+        };
+        return Err(ArchiveError::Ambiguous {
+            path: c.path.to_path_buf(),
+            construct,
+            offset,
+            within: "",
+        });
+    }
     Ok(())
+}
+
+/// True if `long` (from a pax or GNU long-name header) is what the entry's own header says,
+/// or what that header could not hold whole: the header then holds its first 100 or more
+/// bytes (what GNU tar, commons-compress, Python and the tar crate write).
+fn extends(long: &[u8], short: &[u8]) -> bool {
+    long == short || (short.len() >= 100 && long.starts_with(short))
 }
 
 /// Read at most `max + 1` bytes of a small extension entry.
@@ -618,11 +730,13 @@ fn read_small(
     Ok(data)
 }
 
-/// The pax keys hsmsign honours.
+/// The pax keys hsmsign honours, and the first key that changes an entry in a way readers
+/// that ignore it would not see.
 #[derive(Default)]
 struct PaxFields {
     path: Option<Vec<u8>>,
     size: Option<u64>,
+    changes: Option<String>,
 }
 
 /// Parse pax extended header records (`"<len> <key>=<value>\n"`, POSIX.1-2001).
@@ -655,6 +769,22 @@ fn parse_pax(mut data: &[u8]) -> Result<PaxFields, String> {
                         .and_then(|s| s.parse().ok())
                         .ok_or("a pax size that is not a number")?,
                 );
+            }
+            b"linkpath" => {
+                out.changes
+                    .get_or_insert_with(|| "a link target (linkpath)".into());
+            }
+            b"hdrcharset" => {
+                out.changes
+                    .get_or_insert_with(|| "hdrcharset (names in another character set)".into());
+            }
+            k if k.starts_with(b"GNU.sparse.") => {
+                out.changes.get_or_insert_with(|| {
+                    format!(
+                        "GNU sparse-file keys ({}), which change the entry's size and content",
+                        String::from_utf8_lossy(k)
+                    )
+                });
             }
             _ => {}
         }
@@ -1107,16 +1237,19 @@ mod tests {
 
     #[test]
     fn tar_pax_path_is_checked() {
-        // The header name is harmless; the pax path that readers use instead is not.
+        // The header holds the first 100 bytes of a long name (as tar writers do); the pax
+        // path that readers use instead escapes the root.
         let d = tempfile::tempdir().unwrap();
-        let record = b"27 path=../x.workflow.json\n".to_vec();
+        let short = [b"a/".as_slice(), &[b'b'; 98]].concat();
+        let long = [short.as_slice(), b"/../../../x.workflow.json"].concat();
+        let mut record = format!("{} path=", long.len() + 10).into_bytes();
+        record.extend_from_slice(&long);
+        record.push(b'\n');
+        assert_eq!(record.len(), long.len() + 10);
         let pax = raw_tar_header(b"PaxHeader", tar::EntryType::XHeader, record.len() as u64);
-        let err = refuse(
-            &tar_of(d.path(), vec![(pax, record), file(b"x.workflow.json")]),
-            None,
-        );
+        let err = refuse(&tar_of(d.path(), vec![(pax, record), file(&short)]), None);
         assert!(
-            matches!(&err, ArchiveError::DotDot { entry } if entry == "../x.workflow.json"),
+            matches!(&err, ArchiveError::DotDot { entry } if entry.as_bytes() == long),
             "{err}"
         );
     }
