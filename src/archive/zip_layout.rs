@@ -588,7 +588,7 @@ fn local_entry<R: Read + Seek>(
         return Err(a.ambiguous(
             c.offset,
             format!(
-                "entry {shown:?} has a data descriptor after a ZIP64 local header (some readers take 8-byte sizes there, Java takes 4-byte sizes for small entries)"
+                "entry {shown:?} has a data descriptor after a ZIP64 local header (readers, and Java versions among themselves, disagree on 4- or 8-byte sizes there)"
             ),
         ));
     }
