@@ -672,3 +672,77 @@ fn deflate_ends_at<R: Read + Seek>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+// In tests a panic is the failure report.
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+
+    fn check_bytes(bytes: Vec<u8>) -> Result<(), ArchiveError> {
+        let len = bytes.len() as u64;
+        check(
+            Cursor::new(bytes),
+            len,
+            Path::new("t.zip"),
+            &Limits::default(),
+        )
+    }
+
+    fn zip_with(options: zip::write::SimpleFileOptions, comment: &str) -> Vec<u8> {
+        let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for name in ["a/one.workflow.json", "a/two.lock.json"] {
+            z.start_file(name, options).unwrap();
+            z.write_all(br#"{"TYPE":"Workflow","instructions":[]}"#)
+                .unwrap();
+        }
+        z.set_comment(comment).unwrap();
+        z.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn an_empty_archive_is_all_end_record() {
+        let bytes = zip::ZipWriter::new(Cursor::new(Vec::new()))
+            .finish()
+            .unwrap()
+            .into_inner();
+        assert_eq!(bytes.len(), 22);
+        check_bytes(bytes).unwrap();
+    }
+
+    #[test]
+    fn zip64_stored_deflated_and_commented_archives_are_accounted_for() {
+        use zip::CompressionMethod::{Deflated, Stored};
+        let base = zip::write::SimpleFileOptions::default();
+        for options in [
+            base.compression_method(Stored),
+            base.compression_method(Deflated),
+            base.compression_method(Deflated).large_file(true),
+        ] {
+            check_bytes(zip_with(options, "")).unwrap();
+            check_bytes(zip_with(options, "exported for signing")).unwrap();
+        }
+    }
+
+    #[test]
+    fn one_byte_more_anywhere_is_refused() {
+        let good = zip_with(zip::write::SimpleFileOptions::default(), "");
+        // Insert a byte at each record boundary the accounting knows about.
+        let cd = good.windows(4).position(|w| w == CENTRAL_SIG).unwrap();
+        let second = good[4..].windows(4).position(|w| w == LOCAL_SIG).unwrap() + 4;
+        let eocd = good.len() - EOCD_LEN as usize;
+        for at in [second, cd, eocd, good.len()] {
+            let mut bad = good.clone();
+            bad.insert(at, b'!');
+            let err = check_bytes(bad).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ArchiveError::Ambiguous { .. } | ArchiveError::Corrupt { .. }
+                ),
+                "insert at {at}: {err}"
+            );
+        }
+    }
+}
