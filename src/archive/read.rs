@@ -319,13 +319,27 @@ const S_IFBLK: u32 = 0o060000;
 const S_IFIFO: u32 = 0o010000;
 const S_IFSOCK: u32 = 0o140000;
 
+/// What the central directory says of one entry, collected before any data is read.
+struct ZipMeta {
+    raw_name: Vec<u8>,
+    encrypted: bool,
+    is_dir: bool,
+    mode: Option<u32>,
+    method: zip::CompressionMethod,
+    compressed: u64,
+    declared: u64,
+    modified: Option<zip::DateTime>,
+    header: u64,
+    crc: u32,
+}
+
 fn read_zip(c: &mut Checker<'_>, file: File, visit: &mut Visitor<'_>) -> Result<(), ArchiveError> {
     let len = file.metadata().map_err(|e| c.io(e))?.len();
     let mut reader = BufReader::new(file);
     // Every byte accounted for, so that the central directory (read below) and the local
     // headers (what Java's ZipInputStream reads) list the same entries; this also refuses an
     // oversized central directory before the ZIP reader loads it into memory.
-    super::zip_layout::check(&mut reader, len, c.path, c.limits)?;
+    let data_starts = super::zip_layout::check(&mut reader, len, c.path, c.limits)?;
     reader.seek(SeekFrom::Start(0)).map_err(|e| c.io(e))?;
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| c.corrupt(None, e))?;
     if zip.has_duplicate_names() {
@@ -344,60 +358,95 @@ fn read_zip(c: &mut Checker<'_>, file: File, visit: &mut Visitor<'_>) -> Result<
     // something other than what JS7 deploys.
     zip.validate_header_consistency()
         .map_err(|e| c.corrupt(None, e))?;
+    let mut metas = Vec::with_capacity(zip.len());
     for index in 0..zip.len() {
+        let e = zip.by_index_data(index).map_err(|e| c.corrupt(None, e))?;
+        metas.push(ZipMeta {
+            raw_name: e.name_raw().to_vec(),
+            encrypted: e.encrypted(),
+            is_dir: e.is_dir(),
+            mode: e.unix_mode(),
+            method: e.compression(),
+            compressed: e.compressed_size(),
+            declared: e.size(),
+            modified: e.last_modified(),
+            header: e.header_start(),
+            crc: e.crc32(),
+        });
+    }
+    // The data is read here, not through the ZIP reader, so that one inflate both yields the
+    // content and shows where the deflate stream ends.
+    let mut reader = zip.into_inner();
+    for m in metas {
         c.count_entry()?;
-        let (raw_name, encrypted, is_dir, mode, method, compressed, declared, modified) = {
-            let e = zip.by_index_data(index).map_err(|e| c.corrupt(None, e))?;
-            (
-                e.name_raw().to_vec(),
-                e.encrypted(),
-                e.is_dir(),
-                e.unix_mode(),
-                e.compression(),
-                e.compressed_size(),
-                e.size(),
-                e.last_modified(),
-            )
-        };
-        let kind = mode.map(|m| m & S_IFMT);
+        let kind = m.mode.map(|mode| mode & S_IFMT);
         if kind == Some(S_IFLNK) {
             return Err(ArchiveError::Symlink {
-                entry: String::from_utf8_lossy(&raw_name).into_owned(),
+                entry: String::from_utf8_lossy(&m.raw_name).into_owned(),
             });
         }
         if let Some(k) = kind.and_then(special_kind) {
             return Err(ArchiveError::Device {
-                entry: String::from_utf8_lossy(&raw_name).into_owned(),
+                entry: String::from_utf8_lossy(&m.raw_name).into_owned(),
                 kind: k,
             });
         }
-        let name = c.name(&raw_name, is_dir)?;
-        if encrypted {
+        let name = c.name(&m.raw_name, m.is_dir)?;
+        if m.encrypted {
             return Err(ArchiveError::Encrypted { entry: name });
         }
-        if !matches!(
-            method,
-            zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated
-        ) {
-            return Err(ArchiveError::UnsupportedCompression {
-                entry: name,
-                method: format!("{method:?}"),
-            });
+        let deflated = match m.method {
+            zip::CompressionMethod::Stored => false,
+            zip::CompressionMethod::Deflated => true,
+            other => {
+                return Err(ArchiveError::UnsupportedCompression {
+                    entry: name,
+                    method: format!("{other:?}"),
+                });
+            }
+        };
+        let Some(&data) = data_starts.get(&m.header) else {
+            return Err(c.corrupt(
+                Some(&name),
+                "no local record where the central directory says",
+            ));
+        };
+        reader.seek(SeekFrom::Start(data)).map_err(|e| c.io(e))?;
+        let mut raw = (&mut reader).take(m.compressed);
+        if deflated {
+            let mut inflate = flate2::bufread::DeflateDecoder::new(&mut raw);
+            c.read_content(&name, &mut inflate, m.declared)?;
+            let used = inflate.total_in();
+            if used != m.compressed {
+                // Java's reader looks for the next header where the deflate stream ends.
+                return Err(ArchiveError::Ambiguous {
+                    path: c.path.to_path_buf(),
+                    construct: format!(
+                        "the deflate data of entry {name:?} ends {} bytes before its declared compressed size (Java's ZipInputStream looks for the next header there)",
+                        m.compressed.saturating_sub(used)
+                    ),
+                    offset: data + used,
+                    within: "",
+                });
+            }
+        } else {
+            c.read_content(&name, &mut raw, m.declared)?;
         }
-        {
-            let mut data = zip.by_index(index).map_err(|e| c.corrupt(Some(&name), e))?;
-            c.read_content(&name, &mut data, declared)?;
+        let mut crc = flate2::Crc::new();
+        crc.update(&c.buf);
+        if crc.sum() != m.crc {
+            return Err(c.corrupt(Some(&name), "its CRC-32 does not match its content"));
         }
-        c.check_ratio(&name, declared, compressed)?;
-        if is_dir && !c.buf.is_empty() {
+        c.check_ratio(&name, m.declared, m.compressed)?;
+        if m.is_dir && !c.buf.is_empty() {
             return Err(c.corrupt(Some(&name), "a directory entry with content"));
         }
         let entry = Entry {
             name,
-            is_dir,
+            is_dir: m.is_dir,
             meta: EntryMeta::Zip {
-                modified,
-                permissions: mode.map(|m| m & 0o7777),
+                modified: m.modified,
+                permissions: m.mode.map(|mode| mode & 0o7777),
             },
         };
         visit(&entry, &c.buf)?;

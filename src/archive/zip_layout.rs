@@ -20,10 +20,11 @@
 //! Each local header must agree with its central entry: name, flags, method, CRC and sizes
 //! (with flag bit 3 the local CRC and sizes may be zero, as streaming writers leave them). A
 //! data descriptor has one unambiguous layout: an optional `PK\x07\x08` signature, then CRC and
-//! 4-byte sizes that equal the central ones. A deflate stream must end exactly at its declared
-//! compressed size, because Java's reader finds the next header where the deflate stream ends.
+//! 4-byte sizes that equal the central ones. (That a deflate stream ends exactly at its declared
+//! compressed size, since Java's reader finds the next header where the stream ends, is checked
+//! by the reader in `read.rs` while it inflates the entry, so each entry is inflated once.)
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -40,7 +41,6 @@ const LOCATOR_LEN: u64 = 20;
 const FLAG_ENCRYPTED: u16 = 1;
 const FLAG_DESCRIPTOR: u16 = 1 << 3;
 const METHOD_STORED: u16 = 0;
-const METHOD_DEFLATED: u16 = 8;
 const EXTRA_ZIP64: u16 = 0x0001;
 const EXTRA_UNICODE_PATH: u16 = 0x7075;
 
@@ -132,13 +132,15 @@ struct End {
 
 /// Account for every byte of the ZIP file `r` (of `len` bytes) at `path`; refuse whatever
 /// readers could list differently. Also refuses more entries than the limit before reading
-/// them, and duplicate names.
+/// them, and duplicate names. Returns where each entry's data starts, by the offset of its
+/// local header; the reader inflates from there and checks that the deflate stream ends
+/// exactly at the declared compressed size.
 pub(crate) fn check<R: Read + Seek>(
     r: R,
     len: u64,
     path: &Path,
     limits: &Limits,
-) -> Result<(), ArchiveError> {
+) -> Result<HashMap<u64, u64>, ArchiveError> {
     let mut a = Accountant { r, len, path };
     let end = end_records(&mut a)?;
     if end.entries > limits.max_entries {
@@ -150,8 +152,11 @@ pub(crate) fn check<R: Read + Seek>(
     let mut central = central_directory(&mut a, &end, limits)?;
     central.sort_by_key(|c| c.offset);
     let mut pos = 0u64;
+    let mut data_starts = HashMap::with_capacity(central.len());
     for c in &central {
-        pos = local_entry(&mut a, c, pos, limits)?;
+        let (end, data) = local_entry(&mut a, c, pos)?;
+        data_starts.insert(c.offset, data);
+        pos = end;
     }
     if pos < end.cd_offset {
         let head = a.at(pos, 4.min(end.cd_offset - pos), "data")?;
@@ -178,7 +183,7 @@ pub(crate) fn check<R: Read + Seek>(
             "the last entry runs into the central directory (overlapping records)",
         ));
     }
-    Ok(())
+    Ok(data_starts)
 }
 
 /// Find and check the end-of-central-directory record (and the ZIP64 one).
@@ -462,13 +467,13 @@ fn unicode_path_agrees(
     Ok(())
 }
 
-/// Check the local record of `c`, which must start at `pos`; return where it ends.
+/// Check the local record of `c`, which must start at `pos`; return where it ends and where
+/// its data starts.
 fn local_entry<R: Read + Seek>(
     a: &mut Accountant<'_, R>,
     c: &Central,
     pos: u64,
-    limits: &Limits,
-) -> Result<u64, ArchiveError> {
+) -> Result<(u64, u64), ArchiveError> {
     let shown = String::from_utf8_lossy(&c.name).into_owned();
     if c.offset > pos {
         let head = a.at(pos, 4, "data")?;
@@ -570,11 +575,8 @@ fn local_entry<R: Read + Seek>(
             format!("stored entry {shown:?} whose compressed size differs from its size"),
         ));
     }
-    if c.method == METHOD_DEFLATED && c.flags & FLAG_ENCRYPTED == 0 {
-        deflate_ends_at(a, &shown, data, c, limits)?;
-    }
     if !descriptor {
-        return Ok(data_end);
+        return Ok((data_end, data));
     }
     if c.method == METHOD_STORED {
         return Err(a.ambiguous(
@@ -610,67 +612,7 @@ fn local_entry<R: Read + Seek>(
             ),
         ));
     }
-    Ok(data_end + desc_len)
-}
-
-/// A deflate stream must end exactly at its declared compressed size: Java's reader looks for
-/// the next header (or the data descriptor) where the stream ends, other readers where the
-/// size says.
-fn deflate_ends_at<R: Read + Seek>(
-    a: &mut Accountant<'_, R>,
-    shown: &str,
-    data: u64,
-    c: &Central,
-    limits: &Limits,
-) -> Result<(), ArchiveError> {
-    a.r.seek(SeekFrom::Start(data)).map_err(|e| a.io(e))?;
-    let path = a.path;
-    let io = |source| ArchiveError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut input = BufReader::with_capacity(64 << 10, (&mut a.r).take(c.compressed));
-    let mut inflate = flate2::Decompress::new(false);
-    let mut out = vec![0u8; 64 << 10];
-    // Never inflate more than the declared size allows (itself within the entry limit).
-    let cap = c.size.min(limits.max_entry_size).saturating_add(1);
-    loop {
-        let chunk = input.fill_buf().map_err(io)?;
-        let in_before = inflate.total_in();
-        let out_before = inflate.total_out();
-        let status = inflate
-            .decompress(chunk, &mut out, flate2::FlushDecompress::None)
-            .map_err(|e| ArchiveError::Corrupt {
-                path: path.to_path_buf(),
-                entry: Some(shown.to_owned()),
-                reason: e.to_string(),
-            })?;
-        let used = usize::try_from(inflate.total_in() - in_before).unwrap_or(usize::MAX);
-        let was_empty = chunk.is_empty();
-        input.consume(used);
-        if status == flate2::Status::StreamEnd {
-            break;
-        }
-        if inflate.total_out() >= cap {
-            // More than declared: the reader reports it with the entry's limits.
-            return Ok(());
-        }
-        if was_empty && inflate.total_out() == out_before {
-            // Input exhausted before the stream ended: damaged, and the reader says so.
-            return Ok(());
-        }
-    }
-    if inflate.total_in() != c.compressed {
-        return Err(ambiguous(
-            path,
-            data + inflate.total_in(),
-            format!(
-                "the deflate data of entry {shown:?} ends {} bytes before its declared compressed size (Java's ZipInputStream looks for the next header there)",
-                c.compressed - inflate.total_in()
-            ),
-        ));
-    }
-    Ok(())
+    Ok((data_end + desc_len, data))
 }
 
 #[cfg(test)]
@@ -688,6 +630,7 @@ mod tests {
             Path::new("t.zip"),
             &Limits::default(),
         )
+        .map(drop)
     }
 
     fn zip_with(options: zip::write::SimpleFileOptions, comment: &str) -> Vec<u8> {
@@ -709,6 +652,22 @@ mod tests {
             .into_inner();
         assert_eq!(bytes.len(), 22);
         check_bytes(bytes).unwrap();
+    }
+
+    #[test]
+    fn data_starts_are_found_past_each_local_header() {
+        let bytes = zip_with(zip::write::SimpleFileOptions::default(), "");
+        let len = bytes.len() as u64;
+        let starts = check(
+            Cursor::new(bytes),
+            len,
+            Path::new("t.zip"),
+            &Limits::default(),
+        )
+        .unwrap();
+        // The first entry's header is at 0: 30 fixed bytes and its 19-byte name, no extra.
+        assert_eq!(starts.get(&0), Some(&(30 + 19)));
+        assert_eq!(starts.len(), 2);
     }
 
     #[test]
