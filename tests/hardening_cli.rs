@@ -349,6 +349,54 @@ fn inputs_that_block_or_never_end_are_refused_at_once() {
             vec!["archive", "verify", "--in", "export.zip", "--trusted", f],
             "FIFO",
         ),
+        // The archive itself, for every command that reads one.
+        (
+            vec!["archive", "verify", "--in", f, "--trusted", "root.pem"],
+            "FIFO",
+        ),
+        (
+            vec![
+                "archive",
+                "verify",
+                "--in",
+                "/dev/zero",
+                "--trusted",
+                "root.pem",
+            ],
+            "character device",
+        ),
+        (
+            vec![
+                "--json",
+                "archive",
+                "verify",
+                "--in",
+                f,
+                "--trusted",
+                "root.pem",
+            ],
+            "FIFO",
+        ),
+        (vec!["archive", "lint", "--in", f], "FIFO"),
+        (
+            vec!["archive", "lint", "--in", "/dev/zero"],
+            "character device",
+        ),
+        (
+            vec![
+                "archive",
+                "sign",
+                "--key",
+                &key,
+                "--cert",
+                "alice.pem",
+                "--in",
+                "/dev/zero",
+                "--out",
+                "s.zip",
+            ],
+            "character device",
+        ),
         (
             vec![
                 "ca",

@@ -116,6 +116,18 @@ impl Cert {
         self.basic_constraints().is_some_and(|bc| bc.ca)
     }
 
+    /// The one check of a certificate's fitness to sign archive objects, shared by
+    /// `archive sign` (which refuses) and `archive verify --strict` (which fails): a CA
+    /// certificate (cA=true) signs certificates, never deployment objects.
+    pub(crate) fn check_signing_role(&self) -> Result<(), ArchiveError> {
+        if self.is_ca() {
+            return Err(ArchiveError::CaCertificate {
+                subject: self.subject.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// `Some(true/false)`: whether keyUsage allows digitalSignature; `None`: no keyUsage
     /// extension (any use allowed, RFC 5280 4.2.1.3).
     pub fn digital_signature_allowed(&self) -> Option<bool> {

@@ -23,6 +23,7 @@ mod read;
 mod sign;
 mod verify;
 mod write;
+mod zip_layout;
 
 #[cfg(test)]
 // Test helpers: a panic is the failure report.
@@ -275,6 +276,25 @@ pub enum ArchiveError {
         entry: String,
         /// The type.
         kind: String,
+    },
+    /// Different readers could list the archive differently: bytes outside every entry, ZIP
+    /// local headers missing from or disagreeing with the central directory, concatenated
+    /// gzip members, data after the tar end, pax or GNU headers that rename or resize entries.
+    #[error(
+        "{path}: {construct} (at byte {offset}{within}). Other readers (Java's ZipInputStream, \
+         unzip, Python, GNU tar) could list different entries in this archive than \
+         hsmsign does, so it is refused. Export the archive again from JOC Cockpit and sign or \
+         verify that export unchanged"
+    )]
+    Ambiguous {
+        /// The archive.
+        path: PathBuf,
+        /// What was found, in words.
+        construct: String,
+        /// Where: a byte offset in the file, or in the uncompressed tar stream.
+        offset: u64,
+        /// Empty for the file itself, or " of the uncompressed tar stream".
+        within: &'static str,
     },
     /// Two entries have the same name.
     #[error(

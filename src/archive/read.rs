@@ -9,11 +9,12 @@
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::rc::Rc;
 
 use super::{ArchiveError, ArchiveFormat, Limits};
+use crate::input::InputKind;
 
 /// Largest pax extended header hsmsign reads (it holds a path and a few attributes).
 const MAX_PAX_HEADER: u64 = 64 << 10;
@@ -49,13 +50,24 @@ pub(crate) struct Entry {
 /// The visitor of [`read_archive`]: an entry and its complete content.
 pub(crate) type Visitor<'a> = dyn FnMut(&Entry, &[u8]) -> Result<(), ArchiveError> + 'a;
 
+/// Open an archive as every input is opened: without blocking, a regular file only, within
+/// the archive cap (so a FIFO or `/dev/zero` given as the archive fails at once, naming it).
+fn open(path: &Path) -> Result<File, ArchiveError> {
+    Ok(crate::input::open(path, InputKind::Archive)?)
+}
+
 /// Detect the format from the first bytes of the file (never from its name).
+#[cfg(test)]
 pub(crate) fn detect(path: &Path) -> Result<ArchiveFormat, ArchiveError> {
+    detect_in(&mut open(path)?, path)
+}
+
+/// Detect the format of an opened archive from its first bytes, and rewind it.
+fn detect_in(file: &mut File, path: &Path) -> Result<ArchiveFormat, ArchiveError> {
     let io_err = |source| ArchiveError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = File::open(path).map_err(io_err)?;
     let mut magic = [0u8; 4];
     let mut got = 0;
     while got < magic.len() {
@@ -64,6 +76,7 @@ pub(crate) fn detect(path: &Path) -> Result<ArchiveFormat, ArchiveError> {
             n => got += n,
         }
     }
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let magic = &magic[..got];
     if magic.starts_with(b"PK\x03\x04") || magic.starts_with(b"PK\x05\x06") {
         Ok(ArchiveFormat::Zip)
@@ -88,7 +101,8 @@ pub(crate) fn read_archive(
     limits: &Limits,
     visit: &mut Visitor<'_>,
 ) -> Result<ArchiveFormat, ArchiveError> {
-    let format = detect(path)?;
+    let mut file = open(path)?;
+    let format = detect_in(&mut file, path)?;
     let mut checker = Checker {
         limits,
         path,
@@ -98,8 +112,8 @@ pub(crate) fn read_archive(
         buf: Vec::new(),
     };
     match format {
-        ArchiveFormat::Zip => read_zip(&mut checker, visit)?,
-        ArchiveFormat::TarGz => read_tar_gz(&mut checker, visit)?,
+        ArchiveFormat::Zip => read_zip(&mut checker, file, visit)?,
+        ArchiveFormat::TarGz => read_tar_gz(&mut checker, file, visit)?,
     }
     Ok(format)
 }
@@ -120,6 +134,16 @@ impl Checker<'_> {
             path: self.path.to_path_buf(),
             entry: entry.map(str::to_owned),
             reason: reason.to_string(),
+        }
+    }
+
+    /// A construct readers could list differently, at `offset` of the uncompressed tar stream.
+    fn ambiguous_tar(&self, offset: u64, construct: impl Into<String>) -> ArchiveError {
+        ArchiveError::Ambiguous {
+            path: self.path.to_path_buf(),
+            construct: construct.into(),
+            offset,
+            within: " of the uncompressed tar stream",
         }
     }
 
@@ -295,19 +319,27 @@ const S_IFBLK: u32 = 0o060000;
 const S_IFIFO: u32 = 0o010000;
 const S_IFSOCK: u32 = 0o140000;
 
-fn read_zip(c: &mut Checker<'_>, visit: &mut Visitor<'_>) -> Result<(), ArchiveError> {
-    let file = File::open(c.path).map_err(|e| c.io(e))?;
+/// What the central directory says of one entry, collected before any data is read.
+struct ZipMeta {
+    raw_name: Vec<u8>,
+    encrypted: bool,
+    is_dir: bool,
+    mode: Option<u32>,
+    method: zip::CompressionMethod,
+    compressed: u64,
+    declared: u64,
+    modified: Option<zip::DateTime>,
+    header: u64,
+    crc: u32,
+}
+
+fn read_zip(c: &mut Checker<'_>, file: File, visit: &mut Visitor<'_>) -> Result<(), ArchiveError> {
     let len = file.metadata().map_err(|e| c.io(e))?.len();
     let mut reader = BufReader::new(file);
-    // Refuse an oversized central directory before the ZIP reader loads it into memory.
-    if let Some(declared) = zip_declared_count(&mut reader, len).map_err(|e| c.io(e))?
-        && declared > c.limits.max_entries
-    {
-        return Err(ArchiveError::TooManyEntries {
-            count: declared,
-            limit: c.limits.max_entries,
-        });
-    }
+    // Every byte accounted for, so that the central directory (read below) and the local
+    // headers (what Java's ZipInputStream reads) list the same entries; this also refuses an
+    // oversized central directory before the ZIP reader loads it into memory.
+    let data_starts = super::zip_layout::check(&mut reader, len, c.path, c.limits)?;
     reader.seek(SeekFrom::Start(0)).map_err(|e| c.io(e))?;
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| c.corrupt(None, e))?;
     if zip.has_duplicate_names() {
@@ -326,60 +358,95 @@ fn read_zip(c: &mut Checker<'_>, visit: &mut Visitor<'_>) -> Result<(), ArchiveE
     // something other than what JS7 deploys.
     zip.validate_header_consistency()
         .map_err(|e| c.corrupt(None, e))?;
+    let mut metas = Vec::with_capacity(zip.len());
     for index in 0..zip.len() {
+        let e = zip.by_index_data(index).map_err(|e| c.corrupt(None, e))?;
+        metas.push(ZipMeta {
+            raw_name: e.name_raw().to_vec(),
+            encrypted: e.encrypted(),
+            is_dir: e.is_dir(),
+            mode: e.unix_mode(),
+            method: e.compression(),
+            compressed: e.compressed_size(),
+            declared: e.size(),
+            modified: e.last_modified(),
+            header: e.header_start(),
+            crc: e.crc32(),
+        });
+    }
+    // The data is read here, not through the ZIP reader, so that one inflate both yields the
+    // content and shows where the deflate stream ends.
+    let mut reader = zip.into_inner();
+    for m in metas {
         c.count_entry()?;
-        let (raw_name, encrypted, is_dir, mode, method, compressed, declared, modified) = {
-            let e = zip.by_index_data(index).map_err(|e| c.corrupt(None, e))?;
-            (
-                e.name_raw().to_vec(),
-                e.encrypted(),
-                e.is_dir(),
-                e.unix_mode(),
-                e.compression(),
-                e.compressed_size(),
-                e.size(),
-                e.last_modified(),
-            )
-        };
-        let kind = mode.map(|m| m & S_IFMT);
+        let kind = m.mode.map(|mode| mode & S_IFMT);
         if kind == Some(S_IFLNK) {
             return Err(ArchiveError::Symlink {
-                entry: String::from_utf8_lossy(&raw_name).into_owned(),
+                entry: String::from_utf8_lossy(&m.raw_name).into_owned(),
             });
         }
         if let Some(k) = kind.and_then(special_kind) {
             return Err(ArchiveError::Device {
-                entry: String::from_utf8_lossy(&raw_name).into_owned(),
+                entry: String::from_utf8_lossy(&m.raw_name).into_owned(),
                 kind: k,
             });
         }
-        let name = c.name(&raw_name, is_dir)?;
-        if encrypted {
+        let name = c.name(&m.raw_name, m.is_dir)?;
+        if m.encrypted {
             return Err(ArchiveError::Encrypted { entry: name });
         }
-        if !matches!(
-            method,
-            zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated
-        ) {
-            return Err(ArchiveError::UnsupportedCompression {
-                entry: name,
-                method: format!("{method:?}"),
-            });
+        let deflated = match m.method {
+            zip::CompressionMethod::Stored => false,
+            zip::CompressionMethod::Deflated => true,
+            other => {
+                return Err(ArchiveError::UnsupportedCompression {
+                    entry: name,
+                    method: format!("{other:?}"),
+                });
+            }
+        };
+        let Some(&data) = data_starts.get(&m.header) else {
+            return Err(c.corrupt(
+                Some(&name),
+                "no local record where the central directory says",
+            ));
+        };
+        reader.seek(SeekFrom::Start(data)).map_err(|e| c.io(e))?;
+        let mut raw = (&mut reader).take(m.compressed);
+        if deflated {
+            let mut inflate = flate2::bufread::DeflateDecoder::new(&mut raw);
+            c.read_content(&name, &mut inflate, m.declared)?;
+            let used = inflate.total_in();
+            if used != m.compressed {
+                // Java's reader looks for the next header where the deflate stream ends.
+                return Err(ArchiveError::Ambiguous {
+                    path: c.path.to_path_buf(),
+                    construct: format!(
+                        "the deflate data of entry {name:?} ends {} bytes before its declared compressed size (Java's ZipInputStream looks for the next header there)",
+                        m.compressed.saturating_sub(used)
+                    ),
+                    offset: data + used,
+                    within: "",
+                });
+            }
+        } else {
+            c.read_content(&name, &mut raw, m.declared)?;
         }
-        {
-            let mut data = zip.by_index(index).map_err(|e| c.corrupt(Some(&name), e))?;
-            c.read_content(&name, &mut data, declared)?;
+        let mut crc = flate2::Crc::new();
+        crc.update(&c.buf);
+        if crc.sum() != m.crc {
+            return Err(c.corrupt(Some(&name), "its CRC-32 does not match its content"));
         }
-        c.check_ratio(&name, declared, compressed)?;
-        if is_dir && !c.buf.is_empty() {
+        c.check_ratio(&name, m.declared, m.compressed)?;
+        if m.is_dir && !c.buf.is_empty() {
             return Err(c.corrupt(Some(&name), "a directory entry with content"));
         }
         let entry = Entry {
             name,
-            is_dir,
+            is_dir: m.is_dir,
             meta: EntryMeta::Zip {
-                modified,
-                permissions: mode.map(|m| m & 0o7777),
+                modified: m.modified,
+                permissions: m.mode.map(|mode| mode & 0o7777),
             },
         };
         visit(&entry, &c.buf)?;
@@ -399,40 +466,6 @@ fn special_kind(file_type: u32) -> Option<&'static str> {
 
 fn le16(b: &[u8], at: usize) -> u64 {
     u64::from(u16::from_le_bytes([b[at], b[at + 1]]))
-}
-
-/// The entry count the end-of-central-directory record declares (ZIP64 aware), or `None` if
-/// no record is found (the ZIP reader then reports the damage).
-fn zip_declared_count<R: Read + Seek>(r: &mut R, len: u64) -> io::Result<Option<u64>> {
-    const EOCD: &[u8] = b"PK\x05\x06";
-    let tail_len = len.min(22 + 0xFFFF);
-    r.seek(SeekFrom::Start(len - tail_len))?;
-    let mut tail = vec![0u8; usize::try_from(tail_len).unwrap_or(0)];
-    r.read_exact(&mut tail)?;
-    let Some(pos) = (0..tail.len().saturating_sub(21))
-        .rev()
-        .find(|&i| &tail[i..i + 4] == EOCD)
-    else {
-        return Ok(None);
-    };
-    let count = le16(&tail, pos + 10);
-    if count != 0xFFFF {
-        return Ok(Some(count));
-    }
-    // ZIP64: the locator sits right before the classic record and points at the ZIP64 record.
-    if pos >= 20 && &tail[pos - 20..pos - 16] == b"PK\x06\x07" {
-        let mut off = [0u8; 8];
-        off.copy_from_slice(&tail[pos - 12..pos - 4]);
-        r.seek(SeekFrom::Start(u64::from_le_bytes(off)))?;
-        let mut rec = [0u8; 56];
-        r.read_exact(&mut rec)?;
-        if &rec[..4] == b"PK\x06\x06" {
-            let mut n = [0u8; 8];
-            n.copy_from_slice(&rec[32..40]);
-            return Ok(Some(u64::from_le_bytes(n)));
-        }
-    }
-    Ok(None)
 }
 
 /// Walk the central directory headers from `start` and return the first name seen twice.
@@ -477,31 +510,44 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-fn read_tar_gz(c: &mut Checker<'_>, visit: &mut Visitor<'_>) -> Result<(), ArchiveError> {
-    let file = File::open(c.path).map_err(|e| c.io(e))?;
+fn read_tar_gz(
+    c: &mut Checker<'_>,
+    file: File,
+    visit: &mut Visitor<'_>,
+) -> Result<(), ArchiveError> {
     let compressed = Rc::new(Cell::new(0u64));
     let counting = Counting {
-        inner: BufReader::new(file),
+        inner: file,
         count: Rc::clone(&compressed),
     };
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(counting));
+    // The buffered decoder stops exactly at the end of the first gzip member, so what
+    // follows it can be looked at.
+    let uncompressed = Rc::new(Cell::new(0u64));
+    let tar_stream = Counting {
+        inner: flate2::bufread::GzDecoder::new(BufReader::new(counting)),
+        count: Rc::clone(&uncompressed),
+    };
+    let mut archive = tar::Archive::new(tar_stream);
     {
         // Raw mode: GNU long names and pax headers are handled here, with bounded reads,
         // instead of being read whole into memory by the tar reader.
         let entries = archive.entries().map_err(|e| c.corrupt(None, e))?.raw(true);
-        let mut long_name: Option<Vec<u8>> = None;
-        let mut pax: Option<Vec<u8>> = None;
+        let mut long_name: Option<(Vec<u8>, u64)> = None;
+        let mut pax: Option<(Vec<u8>, u64)> = None;
         let mut last = String::new();
         for item in entries {
             let mut entry = item.map_err(|e| {
                 c.corrupt(Some(&last).filter(|l| !l.is_empty()).map(String::as_str), e)
             })?;
             let header = entry.header().clone();
+            let at = entry.raw_header_position();
             let et = header.entry_type();
             match et {
                 tar::EntryType::GNULongName => {
                     if long_name.is_some() {
-                        return Err(c.corrupt(None, "two GNU long-name headers in a row"));
+                        return Err(
+                            c.ambiguous_tar(at, "two GNU long-name headers ('L') for one entry")
+                        );
                     }
                     let max = c.limits.max_name_len as u64 + 1;
                     let data = read_small(c, &mut entry, max, "GNU long name")?;
@@ -517,39 +563,88 @@ fn read_tar_gz(c: &mut Checker<'_>, visit: &mut Visitor<'_>) -> Result<(), Archi
                             reason: "longer than the name length limit",
                         });
                     }
-                    long_name = Some(data);
+                    long_name = Some((data, at));
                     continue;
                 }
                 tar::EntryType::XHeader => {
                     if pax.is_some() {
-                        return Err(c.corrupt(None, "two pax headers in a row"));
+                        return Err(
+                            c.ambiguous_tar(at, "two pax extended headers ('x') for one entry")
+                        );
                     }
                     let data = read_small(c, &mut entry, MAX_PAX_HEADER, "pax header")?;
                     if data.len() as u64 > MAX_PAX_HEADER {
                         return Err(c.corrupt(None, "a pax header larger than 64 KiB"));
                     }
-                    pax = Some(data);
+                    pax = Some((data, at));
                     continue;
                 }
-                // A long link target only precedes a link entry, which is refused below; a
-                // global pax header carries no entry.
-                tar::EntryType::GNULongLink | tar::EntryType::XGlobalHeader => continue,
+                tar::EntryType::XGlobalHeader => {
+                    return Err(c.ambiguous_tar(
+                        at,
+                        "a pax global header ('g'), whose fields GNU tar and commons-compress apply to every later entry and other readers ignore (git archive writes one)",
+                    ));
+                }
+                tar::EntryType::GNULongLink => {
+                    return Err(c.ambiguous_tar(
+                        at,
+                        "a GNU long link-name header ('K'); JS7 archives hold no links",
+                    ));
+                }
                 _ => {}
             }
             c.count_entry()?;
             let pax_fields = match pax.take() {
-                Some(p) => parse_pax(&p).map_err(|r| c.corrupt(None, r))?,
-                None => PaxFields::default(),
+                Some((p, pax_at)) => {
+                    let fields = parse_pax(&p).map_err(|r| c.corrupt(None, r))?;
+                    if let Some(key) = &fields.changes {
+                        return Err(c.ambiguous_tar(
+                            pax_at,
+                            format!(
+                                "a pax header with {key}, which readers that ignore it do not apply"
+                            ),
+                        ));
+                    }
+                    if long_name.is_some() {
+                        return Err(c.ambiguous_tar(
+                            pax_at,
+                            "both a pax header and a GNU long-name header for one entry (readers pick different names)",
+                        ));
+                    }
+                    Some((fields, pax_at))
+                }
+                None => None,
             };
-            let raw_name = if let Some(p) = pax_fields.path {
-                p
-            } else if let Some(mut n) = long_name.take() {
+            let short = header.path_bytes().into_owned();
+            let raw_name = if let Some((PaxFields { path: Some(p), .. }, pax_at)) = &pax_fields {
+                if !extends(p, &short) {
+                    return Err(c.ambiguous_tar(
+                        *pax_at,
+                        format!(
+                            "a pax header naming the entry {:?} while its own header names it {:?}",
+                            String::from_utf8_lossy(p),
+                            String::from_utf8_lossy(&short)
+                        ),
+                    ));
+                }
+                p.clone()
+            } else if let Some((mut n, long_at)) = long_name.take() {
                 while n.last() == Some(&0) {
                     n.pop();
                 }
+                if !extends(&n, &short) {
+                    return Err(c.ambiguous_tar(
+                        long_at,
+                        format!(
+                            "a GNU long-name header ('L') naming the entry {:?} while its own header names it {:?}",
+                            String::from_utf8_lossy(&n),
+                            String::from_utf8_lossy(&short)
+                        ),
+                    ));
+                }
                 n
             } else {
-                header.path_bytes().into_owned()
+                short
             };
             long_name = None;
             let shown = || String::from_utf8_lossy(&raw_name).into_owned();
@@ -586,12 +681,14 @@ fn read_tar_gz(c: &mut Checker<'_>, visit: &mut Visitor<'_>) -> Result<(), Archi
             let name = c.name(&raw_name, is_dir)?;
             last.clone_from(&name);
             let declared = entry.size();
-            if let Some(s) = pax_fields.size
-                && s != declared
+            if let Some((PaxFields { size: Some(s), .. }, pax_at)) = &pax_fields
+                && *s != declared
             {
-                return Err(c.corrupt(
-                    Some(&name),
-                    "the pax size differs from the header size (readers would disagree)",
+                return Err(c.ambiguous_tar(
+                    *pax_at,
+                    format!(
+                        "a pax header giving entry {name:?} {s} bytes while its own header gives {declared}"
+                    ),
                 ));
             }
             c.read_content(&name, &mut entry, declared)?;
@@ -612,19 +709,60 @@ fn read_tar_gz(c: &mut Checker<'_>, visit: &mut Visitor<'_>) -> Result<(), Archi
             return Err(c.corrupt(None, "an extension header with no entry after it"));
         }
     }
-    // Read the gzip stream to its end: its CRC and length are checked only there, so a
-    // damaged end is noticed. What follows the tar end marker counts against the limit too.
-    let mut gz = archive.into_inner();
+    // After the end-of-archive block only zero padding may follow, to the end of the gzip
+    // member: `tar --ignore-zeros` lists entries hidden there. Reading to the end also checks
+    // the gzip CRC and length.
+    let mut stream = archive.into_inner();
+    let end = uncompressed.get();
     let budget = c.limits.max_total_size.saturating_sub(c.total);
-    let rest = io::copy(&mut (&mut gz).take(budget + 1), &mut io::sink())
-        .map_err(|e| c.corrupt(None, e))?;
-    if rest > budget {
+    let mut rest = (&mut stream).take(budget.saturating_add(1));
+    let mut buf = vec![0u8; 64 << 10];
+    let mut seen = 0u64;
+    loop {
+        let n = rest.read(&mut buf).map_err(|e| c.corrupt(None, e))?;
+        if n == 0 {
+            break;
+        }
+        if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
+            return Err(c.ambiguous_tar(
+                end + seen + i as u64,
+                "data after the tar end-of-archive block (tar --ignore-zeros lists entries there, other readers stop before it)",
+            ));
+        }
+        seen += n as u64;
+    }
+    if seen > budget {
         return Err(ArchiveError::TotalTooLarge {
             entry: "(after the last entry)".into(),
             limit: c.limits.max_total_size,
         });
     }
+    // The first gzip member must be the whole file: GNU tar reads concatenated members as one
+    // stream, single-member readers stop after the first.
+    let mut inner = stream.inner.into_inner();
+    let after = inner.fill_buf().map_err(|e| c.io(e))?;
+    if !after.is_empty() {
+        let offset = compressed.get() - after.len() as u64;
+        let construct = if after.starts_with(&[0x1f, 0x8b]) {
+            "a second gzip member after the first one ends (GNU tar reads its entries, other readers stop before it)".to_owned()
+        } else {
+            "bytes after the end of the gzip stream".to_owned()
+        };
+        return Err(ArchiveError::Ambiguous {
+            path: c.path.to_path_buf(),
+            construct,
+            offset,
+            within: "",
+        });
+    }
     Ok(())
+}
+
+/// True if `long` (from a pax or GNU long-name header) is what the entry's own header says,
+/// or what that header could not hold whole: the header then holds its first 100 or more
+/// bytes (what GNU tar, commons-compress, Python and the tar crate write).
+fn extends(long: &[u8], short: &[u8]) -> bool {
+    long == short || (short.len() >= 100 && long.starts_with(short))
 }
 
 /// Read at most `max + 1` bytes of a small extension entry.
@@ -641,11 +779,13 @@ fn read_small(
     Ok(data)
 }
 
-/// The pax keys hsmsign honours.
+/// The pax keys hsmsign honours, and the first key that changes an entry in a way readers
+/// that ignore it would not see.
 #[derive(Default)]
 struct PaxFields {
     path: Option<Vec<u8>>,
     size: Option<u64>,
+    changes: Option<String>,
 }
 
 /// Parse pax extended header records (`"<len> <key>=<value>\n"`, POSIX.1-2001).
@@ -678,6 +818,22 @@ fn parse_pax(mut data: &[u8]) -> Result<PaxFields, String> {
                         .and_then(|s| s.parse().ok())
                         .ok_or("a pax size that is not a number")?,
                 );
+            }
+            b"linkpath" => {
+                out.changes
+                    .get_or_insert_with(|| "a link target (linkpath)".into());
+            }
+            b"hdrcharset" => {
+                out.changes
+                    .get_or_insert_with(|| "hdrcharset (names in another character set)".into());
+            }
+            k if k.starts_with(b"GNU.sparse.") => {
+                out.changes.get_or_insert_with(|| {
+                    format!(
+                        "GNU sparse-file keys ({}), which change the entry's size and content",
+                        String::from_utf8_lossy(k)
+                    )
+                });
             }
             _ => {}
         }
@@ -1130,16 +1286,19 @@ mod tests {
 
     #[test]
     fn tar_pax_path_is_checked() {
-        // The header name is harmless; the pax path that readers use instead is not.
+        // The header holds the first 100 bytes of a long name (as tar writers do); the pax
+        // path that readers use instead escapes the root.
         let d = tempfile::tempdir().unwrap();
-        let record = b"27 path=../x.workflow.json\n".to_vec();
+        let short = [b"a/".as_slice(), &[b'b'; 98]].concat();
+        let long = [short.as_slice(), b"/../../../x.workflow.json"].concat();
+        let mut record = format!("{} path=", long.len() + 10).into_bytes();
+        record.extend_from_slice(&long);
+        record.push(b'\n');
+        assert_eq!(record.len(), long.len() + 10);
         let pax = raw_tar_header(b"PaxHeader", tar::EntryType::XHeader, record.len() as u64);
-        let err = refuse(
-            &tar_of(d.path(), vec![(pax, record), file(b"x.workflow.json")]),
-            None,
-        );
+        let err = refuse(&tar_of(d.path(), vec![(pax, record), file(&short)]), None);
         assert!(
-            matches!(&err, ArchiveError::DotDot { entry } if entry == "../x.workflow.json"),
+            matches!(&err, ArchiveError::DotDot { entry } if entry.as_bytes() == long),
             "{err}"
         );
     }

@@ -569,11 +569,7 @@ fn check_signer_cert(cert: &Cert, key: &dyn SigningKey) -> Result<Vec<String>, A
             key_key: fp(key_spki),
         });
     }
-    if cert.is_ca() {
-        return Err(ArchiveError::CaCertificate {
-            subject: cert.subject.clone(),
-        });
-    }
+    cert.check_signing_role()?;
     let mut warnings = Vec::new();
     if let Some(p) = cert.validity_problem(SystemTime::now()) {
         warnings.push(format!(

@@ -437,6 +437,10 @@ pub fn judge(
                     signer.subject
                 ));
             }
+            // The same check `archive sign` refuses with.
+            if let Err(e) = signer.check_signing_role() {
+                findings.push(e.to_string());
+            }
         }
         None => {
             for t in &trust.certs {
@@ -528,6 +532,9 @@ pub fn judge(
                     "signing certificate {} has keyUsage without digitalSignature",
                     t.subject
                 ));
+            }
+            if let Err(e) = t.check_signing_role() {
+                findings.push(e.to_string());
             }
         }
     }
@@ -976,6 +983,39 @@ mod tests {
         );
         let err = verify(&p, &[bare], Some(&signer), false).unwrap_err();
         assert!(err.to_string().contains("BasicConstraints"), "{err}");
+    }
+
+    #[test]
+    fn strict_refuses_a_ca_signer_as_sign_does() {
+        let pki = Pki::new(31);
+        let d = pki.dir.path();
+        // The archive is signed under an ordinary signer certificate; a CA:TRUE certificate
+        // for the same key is then offered as the signer.
+        let w = tempfile::tempdir().unwrap();
+        let p = signed(&pki, w.path(), true, &pki.signer);
+        let ca_signer = issued(
+            d,
+            "soft.key",
+            "CA Signer",
+            "basicConstraints = critical,CA:TRUE\nkeyUsage = digitalSignature,keyCertSign\n",
+            "inter",
+            "ca-signer.pem",
+        );
+        let trusted = std::slice::from_ref(&pki.intermediate);
+        let r = verify(&p, trusted, Some(&ca_signer), false).unwrap();
+        assert!(
+            r.accepted() && r.notes.iter().any(|n| n.contains("CA certificate")),
+            "{r:?}"
+        );
+        let r = verify(&p, trusted, Some(&ca_signer), true).unwrap();
+        assert!(!r.accepted(), "{r:?}");
+        // Word for word what `archive sign` says when it refuses the same certificate.
+        let sign_says = Cert::parse(&ca_signer, "of the signer")
+            .unwrap()
+            .check_signing_role()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(r.certificate_problems, vec![sign_says], "{r:?}");
     }
 
     #[test]

@@ -303,7 +303,16 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                 .iter()
                 .map(|n| archive::read_trusted_source(&n.trusted))
                 .collect::<Result<Vec<_>, _>>()?;
-            let contents = archive::read_signed_archive(&input, &Default::default())?;
+            let contents = match archive::read_signed_archive(&input, &Default::default()) {
+                Ok(c) => c,
+                Err(e) => {
+                    // A refused archive still gets a verdict on stdout for scripts.
+                    if ctx.json {
+                        println!("{}", refusal_json(&e));
+                    }
+                    return Err(e.into());
+                }
+            };
             let fleet = trusted.is_none();
             let mut text = String::new();
             let mut docs = Vec::new();
@@ -410,6 +419,23 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
             }
         }
     }
+}
+
+/// The verdict on an archive that was refused before any signature was looked at.
+fn refusal_json(e: &ArchiveError) -> serde_json::Value {
+    let mut doc = json!({
+        "accepted": false,
+        "refused": true,
+        "reason": e.to_string(),
+    });
+    if let ArchiveError::Ambiguous {
+        construct, offset, ..
+    } = e
+    {
+        doc["construct"] = json!(construct);
+        doc["offset"] = json!(offset);
+    }
+    doc
 }
 
 /// One node's verdict: accepted, the text, the JSON document.
