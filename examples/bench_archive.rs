@@ -3,9 +3,14 @@
 //!
 //! ```text
 //! bench_archive generate --out export.zip --objects 10000 --min-size 1024 --max-size 20480
-//! bench_archive raw  --key URI --pin-file F --count 10000
-//! bench_archive sign --key URI --pin-file F --cert signer.der --in export.zip --out signed.zip
+//! bench_archive raw  --key URI --pin-file F --count 10000 [--sessions N]
+//! bench_archive sign --key URI --pin-file F --cert signer.der --in export.zip --out signed.zip [--sessions N]
 //! ```
+//!
+//! The module is `HSMSIGN_MODULE` when set (the stand-in HSM, p11-kit's client), else the URI's
+//! or SoftHSM2's. `--sessions N` (N > 1) signs on N worker sessions of the logged-in token, as
+//! `archive sign --sessions N` does; `raw --sessions N` measures the token's bare rate with N
+//! sessions signing at once, one thread each.
 //!
 //! `generate` writes a deterministic synthetic JS7 export (ZIP or tar.gz, chosen by the output
 //! name). `raw` signs `--count` different SHA-256 digests on one logged-in session, once as the
@@ -21,9 +26,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use sha2::Digest;
 
-use hsmsign::archive::{SignOptions, sign_archive};
+use hsmsign::archive::{SignOptions, WorkerSigner, sign_archive_sessions};
 use hsmsign::signer::{self, SignatureAlgorithm, SigningKey};
-use hsmsign::token::{Module, PinError, PinSource, Pkcs11Uri, resolve_module};
+use hsmsign::token::{Module, PinError, PinSource, Pkcs11Uri, TokenKey, resolve_module};
 
 #[derive(Parser)]
 #[command(about = "hsmsign archive-signing benchmark (see scripts/bench-archive.sh)")]
@@ -58,6 +63,8 @@ enum Cmd {
         pin_file: PathBuf,
         #[arg(long)]
         count: usize,
+        #[arg(long, default_value_t = 1)]
+        sessions: usize,
     },
     /// Sign an archive with `archive::sign_archive`.
     Sign {
@@ -72,6 +79,8 @@ enum Cmd {
         input: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        sessions: usize,
     },
 }
 
@@ -88,14 +97,22 @@ fn main() -> Result<()> {
             key,
             pin_file,
             count,
-        } => raw(&key, &pin_file, count)?,
+            sessions,
+        } => {
+            if sessions > 1 {
+                raw_sessions(&key, &pin_file, count, sessions)?
+            } else {
+                raw(&key, &pin_file, count)?
+            }
+        }
         Cmd::Sign {
             key,
             pin_file,
             cert,
             input,
             out,
-        } => sign(&key, &pin_file, &cert, &input, &out)?,
+            sessions,
+        } => sign(&key, &pin_file, &cert, &input, &out, sessions)?,
     }
     println!("peak_rss_kib={}", peak_rss_kib()?);
     Ok(())
@@ -118,10 +135,11 @@ fn peak_rss_kib() -> Result<u64> {
 fn with_key<T>(
     key: &str,
     pin_file: &Path,
-    f: impl FnOnce(&dyn SigningKey) -> Result<T>,
+    f: impl FnOnce(&Module, &TokenKey<'_>) -> Result<T>,
 ) -> Result<T> {
     let uri = Pkcs11Uri::parse(key)?;
-    let module = Module::load(&resolve_module(None, Some(&uri))?)?;
+    let explicit = std::env::var_os("HSMSIGN_MODULE").map(PathBuf::from);
+    let module = Module::load(&resolve_module(explicit.as_deref(), Some(&uri))?)?;
     let mut session = module.open(&uri)?;
     let no_prompt = |_: &str| {
         Err(PinError::NoTerminal {
@@ -135,11 +153,53 @@ fn with_key<T>(
         false,
     )?;
     let key = session.signing_key(&uri)?;
-    f(&key)
+    f(&module, &key)
+}
+
+/// The token's bare rate with `sessions` sessions signing at once (C_Sign in a tight loop on
+/// each, `count` digests in all).
+fn raw_sessions(key: &str, pin_file: &Path, count: usize, sessions: usize) -> Result<()> {
+    with_key(key, pin_file, |module, key| {
+        let alg = SignatureAlgorithm::EcdsaSha256;
+        let (workers, notice) = key.workers(module, sessions);
+        if let Some(n) = notice {
+            bail!("{n}");
+        }
+        let digests: Vec<[u8; 32]> = (0..count as u64)
+            .map(|i| sha2::Sha256::digest(i.to_le_bytes()).into())
+            .collect();
+        let per = count.div_ceil(sessions);
+        let t = Instant::now();
+        std::thread::scope(|s| -> Result<()> {
+            let handles: Vec<_> = workers
+                .into_iter()
+                .zip(digests.chunks(per))
+                .map(|(w, chunk)| {
+                    s.spawn(move || -> Result<()> {
+                        for d in chunk {
+                            std::hint::black_box(w.sign_digest(alg, &[], d)?);
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a session thread panicked"))??;
+            }
+            Ok(())
+        })?;
+        let bare = t.elapsed().as_secs_f64();
+        print!(
+            "count={count} sessions={sessions} raw_s={bare:.3} raw_per_s={:.1} ",
+            count as f64 / bare
+        );
+        Ok(())
+    })
 }
 
 fn raw(key: &str, pin_file: &Path, count: usize) -> Result<()> {
-    with_key(key, pin_file, |key| {
+    with_key(key, pin_file, |_, key| {
         let alg = SignatureAlgorithm::EcdsaSha256;
         // Distinct digests, computed before the clock starts.
         let digests: Vec<[u8; 32]> = (0..count as u64)
@@ -177,22 +237,43 @@ fn raw(key: &str, pin_file: &Path, count: usize) -> Result<()> {
     })
 }
 
-fn sign(key: &str, pin_file: &Path, cert: &Path, input: &Path, out: &Path) -> Result<()> {
+fn sign(
+    key: &str,
+    pin_file: &Path,
+    cert: &Path,
+    input: &Path,
+    out: &Path,
+    sessions: usize,
+) -> Result<()> {
     let cert = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
-    with_key(key, pin_file, |key| {
+    with_key(key, pin_file, |module, key| {
+        let workers: Vec<WorkerSigner<'static>> = if sessions > 1 {
+            let (workers, notice) = key.workers(module, sessions);
+            if let Some(n) = notice {
+                bail!("{n}");
+            }
+            workers
+                .into_iter()
+                .map(|w| Box::new(w) as WorkerSigner<'static>)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let t = Instant::now();
-        let summary = sign_archive(
+        let summary = sign_archive_sessions(
             input,
             out,
             false,
             key,
+            workers,
             &cert,
             &SignOptions::default(),
             &mut |_, _| {},
+            &mut |_| Ok(()),
         )?;
         let s = t.elapsed().as_secs_f64();
         print!(
-            "format={} objects={} entries={} sign_s={s:.3} objects_per_s={:.1} ",
+            "format={} objects={} entries={} sessions={sessions} sign_s={s:.3} objects_per_s={:.1} ",
             summary.format,
             summary.objects_signed,
             summary.entries,

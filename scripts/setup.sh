@@ -16,9 +16,11 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 dpkg -s libpcsclite-dev >/dev/null 2>&1 || need+=(libpcsclite-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 # The token matrix (tests/token_matrix.rs): tpm2-pkcs11 on swtpm behind tpm2-abrmd on a private
-# D-Bus, and p11-kit's client/server pair. Checked per package: the libraries have no command.
+# D-Bus, and p11-kit's client/server pair. The network-HSM stand-in (tools/stand-in-hsm, built by
+# the tests and scripts/bench-sessions.sh) needs gcc and the PKCS#11 header of libp11-kit-dev. Checked per package: the libraries have no command.
 for pkg in libtpm2-pkcs11-1 libtpm2-pkcs11-tools swtpm swtpm-tools libtss2-tcti-swtpm0 tpm2-tools \
-  tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon p11-kit p11-kit-modules; do
+  tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon p11-kit p11-kit-modules \
+  gcc libp11-kit-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1014,6 +1014,38 @@ fn sign_plan<'p>(probe: &'p serde_json::Value, key: &str, alg: &str) -> &'p serd
         .unwrap_or_else(|| panic!("probe says nothing about {alg} with {key}: {probe}"))
 }
 
+/// The row's archive signings used the session count `token probe` announced; returns it.
+fn signing_sessions(row: &Row, p: &serde_json::Value) -> u64 {
+    let sessions = &p["token"]["signing_sessions"];
+    eprintln!(
+        "[{}] signing sessions by default: {} ({})",
+        row.name, sessions["sessions"], sessions["reason"]
+    );
+    let signings: Vec<serde_json::Value> = row.json(&["audit", "show"])["records"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter(|r| r["operation"] == "archive.sign")
+                .map(|r| r["details"]["params"]["sessions"].clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        !signings.is_empty(),
+        "[{}] no archive.sign record",
+        row.name
+    );
+    for used in &signings {
+        assert_eq!(
+            used.as_str().and_then(|s| s.parse::<u64>().ok()),
+            sessions["sessions"].as_u64(),
+            "[{}] archive sign used {used} sessions, probe said {sessions}",
+            row.name
+        );
+    }
+    sessions["sessions"].as_u64().unwrap_or(0)
+}
+
 /// Probe first, run the scenario with what probe promised, then hold probe's verdicts against
 /// what the scenario did: every key kind it generated and every signature it made.
 fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
@@ -1028,6 +1060,7 @@ fn probed_scenario(row: &Row) -> (serde_json::Value, Done) {
     assert_eq!(keys["keys"].as_array().map_or(0, Vec::len), 0, "{keys}");
     let with_rsa = can_generate(&p, "rsa-3072");
     let done = scenario(row, with_rsa);
+    signing_sessions(row, &p);
     for alg in &done.generated {
         assert!(
             can_generate(&p, alg),
@@ -1292,6 +1325,17 @@ fn row5_p11kit_server_killed_mid_signing() {
     let mut server = row.daemons.pop().expect("server");
     assert_eq!(server.name, "p11-kit server");
     server.kill();
+    // The batch must stop on its own (every signing session sees the server gone): waited for
+    // with a deadline, so a hang fails the test instead of stalling it.
+    let killed_at = Instant::now();
+    while matches!(signing.try_wait(), Ok(None)) {
+        if killed_at.elapsed() > Duration::from_secs(60) {
+            let _ = signing.kill();
+            let _ = signing.wait();
+            panic!("archive sign still running 60 s after the server was killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = signing.wait_with_output().expect("wait");
     let e = stderr(&out);
     assert!(!out.status.success(), "signing went on without the server");
@@ -1306,15 +1350,25 @@ fn row5_p11kit_server_killed_mid_signing() {
     );
     assert!(!row.path("big-signed.tar.gz").exists(), "output written");
     assert_eq!(temp_size(row.dir.path()), 0, "temporary output left behind");
-    // The state needs no token: the log is intact and nothing was recorded for the failed run.
+    // The state needs no token: the log is intact and holds one record more, the failed
+    // attempt, naming the key.
     let audit = row.ok(&["audit", "verify"]);
     assert!(audit.contains("audit log OK"), "{audit}");
-    let audit_after = row.json(&["audit", "show"])["records"]
+    let records = row.json(&["audit", "show"])["records"]
         .as_array()
-        .map_or(0, Vec::len);
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(
-        audit_before, audit_after,
-        "the failed signing left audit records"
+        records.len(),
+        audit_before + 1,
+        "the failed signing is not recorded once"
+    );
+    let last = &records[records.len() - 1];
+    assert_eq!(last["operation"], "archive.sign", "{last}");
+    assert!(last["result"]["failed"].is_string(), "{last}");
+    assert!(
+        last["details"].to_string().contains("object=operator"),
+        "{last}"
     );
     eprintln!("[p11-kit kill] error after the kill: {}", e.trim());
 }
@@ -1393,6 +1447,8 @@ fn piv_scenario(row: &Row, labels: [&str; 3]) -> PivDone {
         operators: vec![("operator".into(), row.key_uri(operator), "ec-p256")],
     };
     let notices = ceremony(row, &keys);
+    // A card in a reader is one device: one signing session.
+    assert_eq!(signing_sessions(row, &probe), 1, "[{}] {probe}", row.name);
     // What probe promised for the signatures made.
     for (key, alg) in [
         ("ec-p384", "SHA384withECDSA"),

@@ -37,7 +37,10 @@ use crate::output::OutputError;
 use crate::signer::{SignError, SignatureAlgorithm};
 
 pub use cert::{load_trusted, load_trusted_dir, load_trusted_pem_file, read_trusted_source};
-pub use sign::{BeforeCommit, SignOptions, SignSummary, sign_archive, sign_archive_recorded};
+pub use sign::{
+    BeforeCommit, SignOptions, SignSummary, WorkerSigner, sign_archive, sign_archive_recorded,
+    sign_archive_sessions,
+};
 pub use verify::{
     ArchiveContents, ObjectCheck, ObjectOutcome, TrustedEntry, TrustedSource, VerifyOptions,
     VerifyReport, judge, read_signed_archive, signature_object, verify_archive,

@@ -4,6 +4,9 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use base64::Engine;
@@ -64,19 +67,135 @@ pub struct SignSummary {
 /// Entries queued between the signing thread and the writing thread.
 const WRITE_QUEUE: usize = 8;
 
-/// What the signing thread hands the writing thread.
-#[allow(clippy::large_enum_variant)] // at most WRITE_QUEUE of them exist at once
+/// What the reading thread hands the writing thread.
+#[allow(clippy::large_enum_variant)] // at most a few per worker exist at once
 enum Job {
-    /// One entry, with its signature entry's name and text when it is a signed object.
+    /// One entry, with its signature entry's name and signature when it is a signed object.
     Entry {
         entry: Entry,
-        data: Vec<u8>,
-        /// The signature entry's name and the device's signature, verified on the writing
-        /// thread before it is written (while the device signs the next object).
-        signature: Option<(String, signer::Unchecked)>,
+        data: Arc<[u8]>,
+        signature: Option<(String, Pending)>,
     },
     /// Everything was read and signed: commit the output.
     Finish,
+}
+
+/// A signature on its way to the writer.
+enum Pending {
+    /// The device's signature, made on the reading thread and verified on the writing thread
+    /// before it is written (while the device signs the next object).
+    Unchecked(signer::Unchecked),
+    /// Made and verified by a worker on its own session (see [`work`]). No answer (or `Err`)
+    /// means the batch stopped: the first failure is in the shared [`Failure`].
+    Worker(Receiver<Result<Vec<u8>, ()>>),
+}
+
+/// The first failure of a batch with workers, kept for the writer to report: the object whose
+/// signature the writer misses first in the input's order is not always the one that failed
+/// (another worker may have dropped it when it saw the batch stop).
+type Failure = Mutex<Option<ArchiveError>>;
+
+/// One object for a worker.
+struct Work {
+    entry: String,
+    data: Arc<[u8]>,
+    reply: SyncSender<Result<Vec<u8>, ()>>,
+}
+
+/// A worker: takes the next object, signs it with its own key (its own token session), checks
+/// the signature ([`signer::sign`]) and answers. Its failure goes to `failure` (the first one
+/// wins) before `stop` is set; after a stop (its own or another thread's) it takes no more work
+/// and drops what it holds unanswered, and the writer then reports the failure.
+fn work(
+    key: &(dyn SigningKey + Send + '_),
+    alg: SignatureAlgorithm,
+    jobs: &Mutex<Receiver<Work>>,
+    stop: &AtomicBool,
+    failure: &Failure,
+) {
+    loop {
+        let next = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = next else { return };
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let result = match signer::sign(key, alg, &job.data) {
+            Ok(sig) => Ok(sig),
+            Err(source) => {
+                if let Ok(mut first) = failure.lock() {
+                    first.get_or_insert(ArchiveError::Signing {
+                        entry: job.entry,
+                        source,
+                    });
+                }
+                stop.store(true, Ordering::SeqCst);
+                Err(())
+            }
+        };
+        // The writer may have stopped already; its error is the one reported.
+        let _ = job.reply.send(result);
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+/// The writing thread: every entry in the input's order, each signature checked before it is
+/// written. `Ok(None)` when the queue closed without a finish (the reading side failed):
+/// dropping the writer removes the temporary file, and nothing appears at the output path.
+fn write_entries(
+    mut writer: ArchiveWriter,
+    rx: Receiver<Job>,
+    written_sigs: &AtomicUsize,
+    failure: &Failure,
+) -> Result<Option<(crate::output::AtomicFile, String)>, ArchiveError> {
+    for job in rx {
+        match job {
+            Job::Entry {
+                entry,
+                data,
+                signature,
+            } => {
+                writer.add(&entry, &data)?;
+                if let Some((name, pending)) = signature {
+                    let sig = match pending {
+                        Pending::Unchecked(unchecked) => {
+                            unchecked
+                                .check(&data)
+                                .map_err(|source| ArchiveError::Signing {
+                                    entry: entry.name.clone(),
+                                    source,
+                                })?
+                        }
+                        Pending::Worker(answer) => match answer.recv() {
+                            Ok(Ok(sig)) => sig,
+                            // The batch stopped: report the failure that stopped it.
+                            Ok(Err(())) | Err(_) => {
+                                let first = failure.lock().ok().and_then(|mut f| f.take());
+                                return Err(first.unwrap_or_else(|| ArchiveError::Signing {
+                                    entry: entry.name.clone(),
+                                    source: signer::SignError::Device {
+                                        key: "a signing session".into(),
+                                        reason: "the batch stopped before this object was signed"
+                                            .into(),
+                                    },
+                                }));
+                            }
+                        },
+                    };
+                    let text = base64::engine::general_purpose::STANDARD.encode(&sig);
+                    writer.add_signature(&entry, &name, text.as_bytes())?;
+                    written_sigs.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            // Only an explicit finish commits the output.
+            Job::Finish => return writer.finish().map(Some),
+        }
+    }
+    Ok(None)
 }
 
 /// The name of the signature entry of `object`.
@@ -128,6 +247,51 @@ pub fn sign_archive_recorded(
     progress: &mut dyn FnMut(usize, usize),
     before_commit: &mut BeforeCommit<'_>,
 ) -> Result<SignSummary, ArchiveError> {
+    sign_archive_sessions(
+        input,
+        output,
+        force,
+        key,
+        Vec::new(),
+        signer_cert_der,
+        options,
+        progress,
+        before_commit,
+    )
+}
+
+/// A key that a worker thread of [`sign_archive_sessions`] signs with: the same key as the
+/// batch's, on a session of its own ([`crate::token::WorkerKey`]).
+pub type WorkerSigner<'a> = Box<dyn SigningKey + Send + 'a>;
+
+/// [`sign_archive_recorded`] with parallel signing sessions: each of `workers` (the same key
+/// as `key`, each on its own token session) signs on a thread of its own and checks every
+/// signature it makes; the output keeps the input's order. With no workers, `key` signs every
+/// object. `key` is used for the checks before signing in either case. A worker's failure stops
+/// the batch: the error names the object, and no output appears.
+#[allow(clippy::too_many_arguments)] // sign_archive_recorded's arguments plus the workers
+pub fn sign_archive_sessions(
+    input: &Path,
+    output: &Path,
+    force: bool,
+    key: &dyn SigningKey,
+    workers: Vec<WorkerSigner<'_>>,
+    signer_cert_der: &[u8],
+    options: &SignOptions,
+    progress: &mut dyn FnMut(usize, usize),
+    before_commit: &mut BeforeCommit<'_>,
+) -> Result<SignSummary, ArchiveError> {
+    for w in &workers {
+        if w.public_key() != key.public_key() {
+            return Err(ArchiveError::Signing {
+                entry: "(before the first object)".into(),
+                source: signer::SignError::Device {
+                    key: w.name(),
+                    reason: format!("a signing session holds another key than {}", key.name()),
+                },
+            });
+        }
+    }
     // 1. The archive: list it with every hostile-input check, and check its signatures.
     let mut names: Vec<(String, bool)> = Vec::new();
     let mut lint = Vec::new();
@@ -215,94 +379,127 @@ pub fn sign_archive_recorded(
 
     let input_sha256 = sha256_file(input)?;
 
-    // Only now: sign, streaming the archive a second time. Signing stays on this thread (the
-    // token session is not shared); deflating and writing the output run on a second thread, fed
-    // through a short queue, so the token and the compressor work at the same time. The queue
-    // holds at most WRITE_QUEUE entries: memory stays bounded by the largest entry.
+    // Only now: sign, streaming the archive a second time. Deflating and writing the output run
+    // on a writer thread fed through a short queue, so the token and the compressor work at the
+    // same time. With one session, signing stays on this thread (the session is not shared) and
+    // each signature is checked on the writer thread while the token signs the next object.
+    // With worker sessions, this thread reads and hands each object to the next free worker,
+    // which signs it on its own session and checks the signature; the writer takes the entries
+    // in the input's order and waits for each one's signature. The queues hold a few entries per
+    // worker: memory stays bounded by the largest entry times a small constant.
+    let n_workers = workers.len();
     let writer = ArchiveWriter::create(output, force, format)?;
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(WRITE_QUEUE);
-    let write_thread = std::thread::spawn(
-        move || -> Result<Option<(crate::output::AtomicFile, String)>, ArchiveError> {
-            let mut writer = writer;
-            for job in rx {
-                match job {
-                    Job::Entry {
-                        entry,
-                        data,
-                        signature,
-                    } => {
-                        writer.add(&entry, &data)?;
-                        if let Some((name, unchecked)) = signature {
-                            let sig =
-                                unchecked
-                                    .check(&data)
-                                    .map_err(|source| ArchiveError::Signing {
-                                        entry: entry.name.clone(),
-                                        source,
-                                    })?;
-                            let text = base64::engine::general_purpose::STANDARD.encode(&sig);
-                            writer.add_signature(&entry, &name, text.as_bytes())?;
-                        }
-                    }
-                    // Only an explicit finish commits the output.
-                    Job::Finish => return writer.finish().map(Some),
-                }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(WRITE_QUEUE.max(4 * n_workers));
+    // Set by whichever thread fails first: the others stop taking work.
+    let stop = Arc::new(AtomicBool::new(false));
+    let failure: Arc<Failure> = Arc::new(Mutex::new(None));
+    let written_sigs = Arc::new(AtomicUsize::new(0));
+    let write_thread = {
+        let stop = Arc::clone(&stop);
+        let failure = Arc::clone(&failure);
+        let written_sigs = Arc::clone(&written_sigs);
+        std::thread::spawn(move || {
+            let result = write_entries(writer, rx, &written_sigs, &failure);
+            if result.is_err() {
+                stop.store(true, Ordering::SeqCst);
             }
-            // The queue closed without a finish: the signing side failed. Dropping the writer
-            // removes the temporary file; nothing appears at the output path.
-            Ok(None)
-        },
-    );
+            result
+        })
+    };
     let mut done = 0;
     let mut index = 0;
-    let read_result = read_archive(input, &options.limits, &mut |e: &Entry, data: &[u8]| {
-        // The file must be the one checked in step 1.
-        match names.get(index) {
-            Some((n, d)) if *n == e.name && *d == e.is_dir => {}
-            _ => {
-                return Err(ArchiveError::InputChanged {
-                    path: input.to_path_buf(),
-                    entry: e.name.clone(),
-                });
+    let read_result = std::thread::scope(|scope| {
+        // The workers' queue: a worker takes the next object when it is free.
+        let jobs = if n_workers > 0 {
+            let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Work>(2 * n_workers);
+            let job_rx = Arc::new(Mutex::new(job_rx));
+            for key in workers {
+                let job_rx = Arc::clone(&job_rx);
+                let stop = &*stop;
+                let failure = &*failure;
+                scope.spawn(move || work(key.as_ref(), alg, &job_rx, stop, failure));
             }
-        }
-        index += 1;
-        if !e.is_dir
-            && let Some(base) = super::signature_object(&e.name)
-            && objects.contains(base)
-        {
-            // An old signature (only reachable with replace_signatures): dropped.
-            return Ok(());
-        }
-        let mut signature = None;
-        if !e.is_dir && is_signed_object(&e.name) {
-            let unchecked =
-                signer::sign_unchecked(key, alg, data).map_err(|source| ArchiveError::Signing {
-                    entry: e.name.clone(),
-                    source,
-                })?;
-            signature = Some((sig_name(&e.name), unchecked));
-        }
-        let signed = signature.is_some();
-        // A closed queue means the writer stopped on an error: it is reported below.
-        if tx
-            .send(Job::Entry {
-                entry: e.clone(),
-                data: data.to_vec(),
-                signature,
-            })
-            .is_err()
-        {
-            return Err(ArchiveError::InputChanged {
-                path: input.to_path_buf(),
-                entry: "(the output writer stopped)".into(),
-            });
-        }
-        if signed {
-            done += 1;
-            progress(done, total);
-        }
-        Ok(())
+            Some(job_tx)
+        } else {
+            None
+        };
+        let stopped = || ArchiveError::InputChanged {
+            path: input.to_path_buf(),
+            entry: "(the output writer or a signing session stopped)".into(),
+        };
+        let mut reported = 0;
+        let result = read_archive(input, &options.limits, &mut |e: &Entry, data: &[u8]| {
+            // The file must be the one checked in step 1.
+            match names.get(index) {
+                Some((n, d)) if *n == e.name && *d == e.is_dir => {}
+                _ => {
+                    return Err(ArchiveError::InputChanged {
+                        path: input.to_path_buf(),
+                        entry: e.name.clone(),
+                    });
+                }
+            }
+            index += 1;
+            if stop.load(Ordering::SeqCst) {
+                return Err(stopped());
+            }
+            if !e.is_dir
+                && let Some(base) = super::signature_object(&e.name)
+                && objects.contains(base)
+            {
+                // An old signature (only reachable with replace_signatures): dropped.
+                return Ok(());
+            }
+            let data: Arc<[u8]> = Arc::from(data);
+            let mut signature = None;
+            if !e.is_dir && is_signed_object(&e.name) {
+                let pending = match &jobs {
+                    Some(jobs) => {
+                        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+                        jobs.send(Work {
+                            entry: e.name.clone(),
+                            data: Arc::clone(&data),
+                            reply,
+                        })
+                        .map_err(|_| stopped())?;
+                        Pending::Worker(answer)
+                    }
+                    None => Pending::Unchecked(signer::sign_unchecked(key, alg, &data).map_err(
+                        |source| ArchiveError::Signing {
+                            entry: e.name.clone(),
+                            source,
+                        },
+                    )?),
+                };
+                signature = Some((sig_name(&e.name), pending));
+                done += 1;
+            }
+            // A closed queue means the writer stopped on an error: it is reported below.
+            if tx
+                .send(Job::Entry {
+                    entry: e.clone(),
+                    data,
+                    signature,
+                })
+                .is_err()
+            {
+                return Err(stopped());
+            }
+            // With workers, progress counts the signatures written; alone, those made.
+            let now = if jobs.is_some() {
+                written_sigs.load(Ordering::Relaxed)
+            } else {
+                done
+            };
+            if now != reported {
+                reported = now;
+                progress(now, total);
+            }
+            Ok(())
+        });
+        // Closing the queue lets the workers finish what they hold and stop.
+        drop(jobs);
+        result
     });
     let complete = match read_result {
         Ok(_) if index == names.len() => Ok(()),
@@ -333,6 +530,9 @@ pub fn sign_archive_recorded(
         (Ok(()), Ok(Some(done))) => done,
         (Ok(()), Ok(None)) => return Err(writer_failed("the output writer stopped early")),
     };
+    if n_workers > 0 {
+        progress(done, total);
+    }
     let summary = SignSummary {
         objects_signed: done,
         signatures_replaced: replaced,
@@ -739,6 +939,185 @@ mod tests {
                 .collect();
             assert!(left.is_empty(), "{left:?}");
         }
+    }
+
+    /// The sample entries with `n` more workflows and job resources between them.
+    fn many_entries(n: usize) -> Vec<(String, Vec<u8>)> {
+        let mut entries = sample_entries();
+        for i in 0..n {
+            let (name, body) = if i % 4 == 3 {
+                (
+                    format!("Batch/r{i}.jobresource.json"),
+                    format!(r#"{{"TYPE":"JobResource","arguments":{{"N":"{i}"}}}}"#),
+                )
+            } else {
+                (
+                    format!("Batch/w{i}.workflow.json"),
+                    format!(r#"{{"TYPE":"Workflow","title":"{i}"}}"#),
+                )
+            };
+            entries.insert(2 + i, (name, body.into_bytes()));
+        }
+        entries
+    }
+
+    fn workers(seed: u8, n: usize) -> Vec<WorkerSigner<'static>> {
+        (0..n)
+            .map(|_| Box::new(crate::signer::soft::SoftKey::p256(seed)) as WorkerSigner<'static>)
+            .collect()
+    }
+
+    #[test]
+    fn workers_write_exactly_what_one_key_writes() {
+        // SoftKey's ECDSA is deterministic (RFC 6979): with the same key the signatures are
+        // the same too, so the parallel output must equal the one-key output entry for entry.
+        let pki = Pki::new(21);
+        let d = tempfile::tempdir().unwrap();
+        let entries = many_entries(60);
+        for zip in [true, false] {
+            let inp = input(d.path(), zip, &entries);
+            let ext = if zip { "zip" } else { "tar.gz" };
+            let one = d.path().join(format!("one.{ext}"));
+            sign_archive(
+                &inp,
+                &one,
+                false,
+                &pki.key,
+                &pki.signer,
+                &SignOptions::default(),
+                &mut |_, _| {},
+            )
+            .unwrap();
+            for n in [1, 3, 8] {
+                let par = d.path().join(format!("par{n}.{ext}"));
+                let mut last = (0, 0);
+                let s = sign_archive_sessions(
+                    &inp,
+                    &par,
+                    false,
+                    &pki.key,
+                    workers(21, n),
+                    &pki.signer,
+                    &SignOptions::default(),
+                    &mut |done, total| last = (done, total),
+                    &mut |_| Ok(()),
+                )
+                .unwrap();
+                assert_eq!(s.objects_signed, 63);
+                assert_eq!(last, (63, 63));
+                assert_eq!(
+                    list_with_crates(&par),
+                    list_with_crates(&one),
+                    "{n} workers"
+                );
+                assert_eq!(check_with_openssl(&par, &pki.key, "-sha256", &entries), 63);
+            }
+        }
+    }
+
+    /// The key of `SoftKey::p256(seed)`, failing its `at`-th signature (counted over every
+    /// worker sharing `calls`) as a token that went away would.
+    struct FailingAt {
+        key: crate::signer::soft::SoftKey,
+        calls: Arc<AtomicUsize>,
+        at: usize,
+    }
+
+    impl SigningKey for FailingAt {
+        fn public_key(&self) -> &crate::signer::PublicKey {
+            self.key.public_key()
+        }
+        fn name(&self) -> String {
+            "pkcs11:token=Failing;object=k".into()
+        }
+        fn sign_digest(
+            &self,
+            alg: SignatureAlgorithm,
+            message: &[u8],
+            digest: &[u8],
+        ) -> Result<Vec<u8>, crate::signer::SignError> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
+                return Err(crate::signer::SignError::Device {
+                    key: self.name(),
+                    reason: "C_Sign returned CKR_DEVICE_ERROR".into(),
+                });
+            }
+            self.key.sign_digest(alg, message, digest)
+        }
+    }
+
+    #[test]
+    fn a_failing_worker_stops_the_batch_and_writes_nothing() {
+        let pki = Pki::new(22);
+        let d = tempfile::tempdir().unwrap();
+        let entries = many_entries(200);
+        for (zip, n, at) in [(true, 4, 37), (false, 2, 1), (true, 8, 203)] {
+            let inp = input(d.path(), zip, &entries);
+            let out = d.path().join(if zip { "bad.zip" } else { "bad.tar.gz" });
+            let calls = Arc::new(AtomicUsize::new(0));
+            let failing: Vec<WorkerSigner<'static>> = (0..n)
+                .map(|_| {
+                    Box::new(FailingAt {
+                        key: crate::signer::soft::SoftKey::p256(22),
+                        calls: Arc::clone(&calls),
+                        at,
+                    }) as WorkerSigner<'static>
+                })
+                .collect();
+            let mut recorded = false;
+            let err = sign_archive_sessions(
+                &inp,
+                &out,
+                false,
+                &pki.key,
+                failing,
+                &pki.signer,
+                &SignOptions::default(),
+                &mut |_, _| {},
+                &mut |_| {
+                    recorded = true;
+                    Ok(())
+                },
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&err, ArchiveError::Signing { entry, source: crate::signer::SignError::Device { .. } } if entry.ends_with(".json")),
+                "{err}"
+            );
+            assert!(err.to_string().contains("CKR_DEVICE_ERROR"), "{err}");
+            assert!(!recorded, "a failed batch must not be recorded as signed");
+            assert!(!out.exists());
+            let left: Vec<_> = std::fs::read_dir(d.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(".bad"))
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
+            // No signature was asked for after the failure was known, beyond those in flight.
+            assert!(calls.load(Ordering::SeqCst) <= at + n, "{calls:?}");
+        }
+    }
+
+    #[test]
+    fn a_worker_with_another_key_is_refused_before_signing() {
+        let pki = Pki::new(23);
+        let d = tempfile::tempdir().unwrap();
+        let inp = input(d.path(), true, &sample_entries());
+        let out = d.path().join("o.zip");
+        let err = sign_archive_sessions(
+            &inp,
+            &out,
+            false,
+            &pki.key,
+            workers(99, 2),
+            &pki.signer,
+            &SignOptions::default(),
+            &mut |_, _| {},
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("another key"), "{err}");
+        assert!(!out.exists());
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub enum ArchiveCmd {
         /// lint`) instead of warning about them.
         #[arg(long)]
         strict: bool,
+        /// Signing sessions on the token, each signing on its own thread (1 to 64). Default: 1 on
+        /// a removable token (card, USB token, YubiKey), otherwise the smallest of the token's
+        /// free sessions, the number of cores and 16; `token probe` shows it.
+        #[arg(long, value_name = "N")]
+        sessions: Option<usize>,
     },
     /// Answer "would a JS7 Controller or Agent accept this archive?", per node and JS7 version.
     Verify {
@@ -87,6 +92,9 @@ pub enum ArchiveCmd {
         input: PathBuf,
     },
 }
+
+/// The most signing sessions `--sessions` takes.
+const MAX_SESSIONS: usize = 64;
 
 /// One node of `--node NAME=DIR[,version=X.Y.Z][,allow-expired=yes|no]`.
 struct Node {
@@ -156,7 +164,15 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
             replace_signatures,
             force,
             strict,
+            sessions,
         } => {
+            if let Some(n) = sessions
+                && !(1..=MAX_SESSIONS).contains(&n)
+            {
+                return Err(Failure::Usage(format!(
+                    "--sessions {n}: give 1 to {MAX_SESSIONS} (or leave it out for the token's default)"
+                )));
+            }
             let algorithm = algorithm
                 .map(|a| {
                     SignatureAlgorithm::from_java_name(&a).ok_or_else(|| {
@@ -174,7 +190,11 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
             hsmsign::output::check_new(&out, force)?;
             let store = ctx.store()?;
             let handle = ctx.open_key(&key, store.as_ref(), None)?;
-            let signing_key = handle.signing_key()?;
+            let (signing_key, workers, notices) = handle.signing_key_with_workers(sessions)?;
+            for n in &notices {
+                ctx.warn(n);
+            }
+            let n_sessions = workers.len().max(1);
             let options = SignOptions {
                 algorithm,
                 replace_signatures,
@@ -196,22 +216,38 @@ pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                             .param("signer_cert_sha256", summary.signer_cert_sha256.clone())
                             .param("algorithm", summary.algorithm.clone())
                             .param("objects", summary.objects_signed.to_string())
+                            .param("sessions", n_sessions.to_string())
                             .param("in", input.display().to_string())
                             .param("out", out.display().to_string()),
                     )
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             };
-            let summary = archive::sign_archive_recorded(
+            let result = archive::sign_archive_sessions(
                 &input,
                 &out,
                 force,
                 signing_key.as_ref(),
+                workers,
                 &cert_der,
                 &options,
                 &mut |done, total| progress.update(done, total),
                 &mut record,
-            )?;
+            );
+            // A signing failure (the token, or a signature that does not verify) is recorded
+            // as a failed attempt; nothing was written.
+            if let (Err(e @ ArchiveError::Signing { .. }), Some(store)) = (&result, &store) {
+                let entry = AuditEntry::new("archive.sign", ctx.operator(Some(&holder)))
+                    .param("key", signing_key.name())
+                    .param("sessions", n_sessions.to_string())
+                    .param("in", input.display().to_string())
+                    .param("out", out.display().to_string())
+                    .failed(e.to_string());
+                if let Err(audit) = store.record(entry) {
+                    ctx.warn(format!("the failed signing could not be audited: {audit}"));
+                }
+            }
+            let summary = result?;
             for w in &summary.warnings {
                 ctx.warn(w);
             }

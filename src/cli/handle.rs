@@ -157,6 +157,53 @@ impl KeyHandle {
         }
     }
 
+    /// The key ready to sign, and the worker keys of a batch: `sessions` signing sessions
+    /// (default: what the token suggests, see `token probe`). One session signs on the logged-in
+    /// session itself; more open that many sessions of their own on the same token, without
+    /// another login or key search. A YubiKey used natively is one device: one session. The
+    /// notices say when fewer sessions are used than asked for.
+    #[allow(clippy::type_complexity)] // the key, its workers, and the notices
+    pub fn signing_key_with_workers(
+        &self,
+        sessions: Option<usize>,
+    ) -> Result<
+        (
+            Box<dyn SigningKey + '_>,
+            Vec<hsmsign::archive::WorkerSigner<'static>>,
+            Vec<String>,
+        ),
+        Failure,
+    > {
+        match self {
+            Self::Token {
+                module,
+                session,
+                uri,
+            } => {
+                let key = session.signing_key(uri)?;
+                let n = sessions.unwrap_or_else(|| session.default_sessions(module).sessions);
+                if n <= 1 {
+                    return Ok((Box::new(key), Vec::new(), Vec::new()));
+                }
+                let (workers, notice) = key.workers(module, n);
+                let workers = workers
+                    .into_iter()
+                    .map(|w| Box::new(w) as hsmsign::archive::WorkerSigner<'static>)
+                    .collect();
+                Ok((Box::new(key), workers, notice.into_iter().collect()))
+            }
+            #[cfg(feature = "yubikey")]
+            Self::Piv { .. } => {
+                let notices = if sessions.is_some_and(|n| n > 1) {
+                    vec!["a YubiKey used natively is one device: signing on one session".into()]
+                } else {
+                    Vec::new()
+                };
+                Ok((self.signing_key()?, Vec::new(), notices))
+            }
+        }
+    }
+
     /// The public key, without preparing to sign.
     pub fn public_key(&self) -> Result<PublicKey, Failure> {
         match self {

@@ -9,7 +9,7 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{
     Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle,
 };
-use cryptoki::session::UserType;
+use cryptoki::session::{Session, UserType};
 use der::{Decode, Encode};
 use p256::elliptic_curve::sec1::ToSec1Point;
 use zeroize::Zeroizing;
@@ -904,9 +904,127 @@ impl TokenKey<'_> {
         self.session
     }
 
+    /// `n` more sessions on this key's token, each with this key, for the workers of a batch.
+    /// No new login (the token's login covers every session of this process) and no new
+    /// search (the key handle is valid in every session). Opens as many as the token gives:
+    /// when it refuses one (CKR_SESSION_COUNT and the like), the batch goes on with fewer, and
+    /// the returned notice says so. A key that needs a PIN before every signature
+    /// (CKA_ALWAYS_AUTHENTICATE) gets no workers: it signs on its own session only.
+    pub fn workers(&self, module: &super::Module, n: usize) -> (Vec<WorkerKey>, Option<String>) {
+        let token = &self.session.token().label;
+        if self.key.always_authenticate {
+            let notice = (n > 1).then(|| {
+                format!(
+                    "key {} needs a PIN before every signature (CKA_ALWAYS_AUTHENTICATE): signing on one session",
+                    self.uri
+                )
+            });
+            return (Vec::new(), notice);
+        }
+        let mut workers = Vec::with_capacity(n);
+        let mut notice = None;
+        for _ in 0..n {
+            match module.ctx().open_ro_session(self.session.slot) {
+                Ok(session) => workers.push(WorkerKey {
+                    session,
+                    key: self.key.clone(),
+                    uri: self.uri.clone(),
+                    table: self.session.mechanisms().clone(),
+                    token: token.clone(),
+                    refused: std::sync::Mutex::new(Vec::new()),
+                }),
+                Err(e) => {
+                    let why = describe_ck(e);
+                    notice = Some(format!(
+                        "token {token:?} gave {} of the {n} sessions asked for ({why}): signing with {}",
+                        workers.len(),
+                        if workers.is_empty() {
+                            "its first session only".to_string()
+                        } else {
+                            format!("{} sessions", workers.len())
+                        }
+                    ));
+                    break;
+                }
+            }
+        }
+        (workers, notice)
+    }
+
+    fn signing(&self) -> Signing<'_> {
+        Signing {
+            session: self.session.session(),
+            key: &self.key,
+            uri: &self.uri,
+            table: self.session.mechanisms(),
+            token: &self.session.token().label,
+            pin: self.session.context_pin(),
+            refused: &self.refused,
+        }
+    }
+}
+
+/// The same key on a session of its own, for one worker of a batch (see
+/// [`TokenKey::workers`]). It owns its session and may move to another thread; the
+/// token's login (per application and token) covers it, and the key handle found once by the
+/// logged-in session is used as is: no C_FindObjects or C_GetAttributeValue per worker.
+pub struct WorkerKey {
+    session: Session,
+    key: FoundKey,
+    uri: String,
+    table: super::mechanisms::MechanismTable,
+    token: String,
+    refused: std::sync::Mutex<Vec<MechanismType>>,
+}
+
+impl WorkerKey {
+    fn signing(&self) -> Signing<'_> {
+        Signing {
+            session: &self.session,
+            key: &self.key,
+            uri: &self.uri,
+            table: &self.table,
+            token: &self.token,
+            pin: None,
+            refused: &self.refused,
+        }
+    }
+}
+
+impl SigningKey for WorkerKey {
+    fn public_key(&self) -> &PublicKey {
+        &self.key.public
+    }
+
+    fn name(&self) -> String {
+        self.uri.clone()
+    }
+
+    fn sign_digest(
+        &self,
+        alg: SignatureAlgorithm,
+        message: &[u8],
+        digest: &[u8],
+    ) -> Result<Vec<u8>, SignError> {
+        self.signing().sign_digest(alg, message, digest)
+    }
+}
+
+/// What one signature needs: a session, the key found on the token, and the token's mechanisms.
+struct Signing<'a> {
+    session: &'a Session,
+    key: &'a FoundKey,
+    uri: &'a str,
+    table: &'a super::mechanisms::MechanismTable,
+    token: &'a str,
+    pin: Option<&'a secrecy::SecretString>,
+    refused: &'a std::sync::Mutex<Vec<MechanismType>>,
+}
+
+impl Signing<'_> {
     fn device_error(&self, e: impl std::fmt::Display) -> SignError {
         SignError::Device {
-            key: self.uri.clone(),
+            key: self.uri.to_owned(),
             reason: e.to_string(),
         }
     }
@@ -925,12 +1043,18 @@ impl TokenKey<'_> {
             };
             (describe_ck(e), rv)
         };
-        let s = self.session.session();
+        let s = self.session;
         if !self.key.always_authenticate {
-            return s.sign(mechanism, self.key.handle, data).map_err(fail);
+            // The signature's size is known from the key: one C_Sign, no length query.
+            let mut buf = vec![0u8; signature_len(self.key.public.algorithm())];
+            let n = s
+                .sign_into(mechanism, self.key.handle, data, &mut buf)
+                .map_err(fail)?;
+            buf.truncate(n);
+            return Ok(buf);
         }
         // CKA_ALWAYS_AUTHENTICATE: C_SignInit, then a context-specific login, then the data.
-        let pin = self.session.context_pin().ok_or_else(|| {
+        let pin = self.pin.ok_or_else(|| {
             (
                 "no PIN kept for the context-specific login".to_string(),
                 None,
@@ -946,6 +1070,97 @@ impl TokenKey<'_> {
             ), rv)
         })?;
         s.sign_final().map_err(fail)
+    }
+
+    fn sign_digest(
+        &self,
+        alg: SignatureAlgorithm,
+        message: &[u8],
+        digest: &[u8],
+    ) -> Result<Vec<u8>, SignError> {
+        let public = &self.key.public;
+        let key = public.algorithm();
+        let ec = key.is_ec();
+        let table = self.table;
+        let refused = self.refused.lock().map(|r| r.clone()).unwrap_or_default();
+        let choices: Vec<SignChoice> = table
+            .sign_choices(key, alg, self.key.always_authenticate)
+            .into_iter()
+            .filter(|c| !refused.contains(&c.mechanism))
+            .collect();
+        if choices.is_empty() {
+            return Err(self.device_error(format!(
+                "token {:?} offers no mechanism for {alg} with a {key} key: {}{}. Use a key type the token can sign with (`hsmsign token probe` lists them)",
+                self.token,
+                table.why_not(key, alg),
+                if refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (refused at signing time in this run: {})",
+                        refused
+                            .iter()
+                            .map(|m| super::mechanisms::mechanism_name(*m))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            )));
+        }
+        let mut failures = Vec::new();
+        let mut signature = None;
+        for (i, choice) in choices.iter().enumerate() {
+            let result = if !choice.host_hash {
+                self.run(&choice.mechanism(), message)
+            } else if ec {
+                self.run(&choice.mechanism(), crate::signer::ecdsa_input(key, digest))
+            } else {
+                let mut info = alg.hash().digest_info_prefix().to_vec();
+                info.extend_from_slice(digest);
+                self.run(&choice.mechanism(), &info)
+            };
+            match result {
+                Ok(s) => {
+                    signature = Some(s);
+                    break;
+                }
+                // The token lists the mechanism but will not use it with this key (a TPM's raw
+                // RSA needs decryption rights; some raw ECDSA takes only certain lengths): try
+                // the next one, and skip this one for the rest of the run.
+                Err(e) if i + 1 < choices.len() && mechanism_refusal(&e.1) => {
+                    failures.push(format!("{}: {}", choice.name(), e.0));
+                    if let Ok(mut r) = self.refused.lock() {
+                        r.push(choice.mechanism);
+                    }
+                }
+                Err(e) => {
+                    failures.push(format!("{}: {}", choice.name(), e.0));
+                    return Err(self.device_error(format!(
+                        "{} on token {:?}.{}",
+                        failures.join("; then "),
+                        self.token,
+                        e.1.map(|rv| format!(" {}", super::advice(rv)))
+                            .unwrap_or_default()
+                    )));
+                }
+            }
+        }
+        let signature = signature.ok_or_else(|| self.device_error(failures.join("; ")))?;
+        if ec {
+            crate::signer::ecdsa_raw_to_der(&signature)
+        } else {
+            Ok(signature)
+        }
+    }
+}
+
+/// The size of a signature of a `key` key as the token returns it: raw `r || s` for ECDSA, the
+/// modulus length for RSA PKCS#1 v1.5.
+fn signature_len(key: KeyAlgorithm) -> usize {
+    match key {
+        KeyAlgorithm::EcP256 => 64,
+        KeyAlgorithm::EcP384 => 96,
+        KeyAlgorithm::Rsa(bits) => bits.div_ceil(8),
     }
 }
 
@@ -994,79 +1209,7 @@ impl SigningKey for TokenKey<'_> {
         message: &[u8],
         digest: &[u8],
     ) -> Result<Vec<u8>, SignError> {
-        let public = &self.key.public;
-        let key = public.algorithm();
-        let ec = key.is_ec();
-        let table = self.session.mechanisms();
-        let refused = self.refused.lock().map(|r| r.clone()).unwrap_or_default();
-        let choices: Vec<SignChoice> = table
-            .sign_choices(key, alg, self.key.always_authenticate)
-            .into_iter()
-            .filter(|c| !refused.contains(&c.mechanism))
-            .collect();
-        if choices.is_empty() {
-            return Err(self.device_error(format!(
-                "token {:?} offers no mechanism for {alg} with a {key} key: {}{}. Use a key type the token can sign with (`hsmsign token probe` lists them)",
-                self.session.token().label,
-                table.why_not(key, alg),
-                if refused.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        " (refused at signing time in this run: {})",
-                        refused
-                            .iter()
-                            .map(|m| super::mechanisms::mechanism_name(*m))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                }
-            )));
-        }
-        let mut failures = Vec::new();
-        let mut signature = None;
-        for (i, choice) in choices.iter().enumerate() {
-            let result = if !choice.host_hash {
-                self.run(&choice.mechanism(), message)
-            } else if ec {
-                self.run(&choice.mechanism(), crate::signer::ecdsa_input(key, digest))
-            } else {
-                let mut info = alg.hash().digest_info_prefix().to_vec();
-                info.extend_from_slice(digest);
-                self.run(&choice.mechanism(), &info)
-            };
-            match result {
-                Ok(s) => {
-                    signature = Some(s);
-                    break;
-                }
-                // The token lists the mechanism but will not use it with this key (a TPM's raw
-                // RSA needs decryption rights; some raw ECDSA takes only certain lengths): try
-                // the next one, and skip this one for the rest of the run.
-                Err(e) if i + 1 < choices.len() && mechanism_refusal(&e.1) => {
-                    failures.push(format!("{}: {}", choice.name(), e.0));
-                    if let Ok(mut r) = self.refused.lock() {
-                        r.push(choice.mechanism);
-                    }
-                }
-                Err(e) => {
-                    failures.push(format!("{}: {}", choice.name(), e.0));
-                    return Err(self.device_error(format!(
-                        "{} on token {:?}.{}",
-                        failures.join("; then "),
-                        self.session.token().label,
-                        e.1.map(|rv| format!(" {}", super::advice(rv)))
-                            .unwrap_or_default()
-                    )));
-                }
-            }
-        }
-        let signature = signature.ok_or_else(|| self.device_error(failures.join("; ")))?;
-        if ec {
-            crate::signer::ecdsa_raw_to_der(&signature)
-        } else {
-            Ok(signature)
-        }
+        self.signing().sign_digest(alg, message, digest)
     }
 }
 

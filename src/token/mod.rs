@@ -19,7 +19,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::{Slot, TokenInfo};
 use secrecy::SecretString;
 
-pub use keys::{KeyInfo, KeyInspection, Provenance, TokenKey};
+pub use keys::{KeyInfo, KeyInspection, Provenance, TokenKey, WorkerKey};
 pub use pin::{PinError, PinSource, Prompter};
 pub use uri::{Pkcs11Uri, UriError};
 
@@ -717,6 +717,86 @@ fn token_lost(rv: RvError) -> bool {
     )
 }
 
+/// The most sessions a batch opens on one token unless told otherwise.
+pub const SESSION_CAP: usize = 16;
+
+/// How many sessions a batch would use on a token by default, and why.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SessionDefault {
+    /// The number of sessions.
+    pub sessions: usize,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// The default number of signing sessions: 1 for a token in a removable slot (a smart card, a
+/// PIV card or YubiKey through its PKCS#11 module, a USB token: one device that signs one thing
+/// at a time, whatever the number of sessions), otherwise the smallest of the sessions the token
+/// has free (ulMaxSessionCount less the sessions open, less the batch's own logged-in session),
+/// the number of cores, and [`SESSION_CAP`]. `other_sessions` counts the sessions open besides
+/// the batch's logged-in one.
+pub fn default_sessions(
+    removable: bool,
+    max_sessions: Option<u64>,
+    other_sessions: u64,
+    cores: usize,
+) -> SessionDefault {
+    if removable {
+        return SessionDefault {
+            sessions: 1,
+            reason: "the token is in a removable slot (a card or USB token is one device)".into(),
+        };
+    }
+    let free = max_sessions.map(|m| m.saturating_sub(other_sessions + 1));
+    let mut sessions = cores.clamp(1, SESSION_CAP);
+    let mut reason = if cores >= SESSION_CAP {
+        format!("the cap of {SESSION_CAP}")
+    } else {
+        format!("the number of cores ({cores})")
+    };
+    if let Some(free) = free
+        && (free as usize) < sessions
+    {
+        sessions = (free as usize).max(1);
+        reason = format!("the token's free sessions ({free})");
+    }
+    SessionDefault { sessions, reason }
+}
+
+impl Module {
+    /// The number of sessions a batch on the token in `slot` uses unless `--sessions` says
+    /// otherwise (see [`default_sessions`]).
+    /// `logged_in` says whether the batch's own session is among those open.
+    pub(crate) fn default_sessions(&self, slot: Slot, logged_in: bool) -> SessionDefault {
+        let removable = self
+            .ctx
+            .get_slot_info(slot)
+            .is_ok_and(|i| i.removable_device());
+        let (max, open) = match self.ctx.get_token_info(slot) {
+            Ok(info) => (
+                match info.max_session_count() {
+                    cryptoki::slot::Limit::Max(m) => Some(m),
+                    _ => None,
+                },
+                info.session_count()
+                    .unwrap_or(0)
+                    .saturating_sub(u64::from(logged_in)),
+            ),
+            Err(_) => (None, 0),
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        default_sessions(removable, max, open, cores)
+    }
+}
+
+impl TokenSession {
+    /// The number of sessions a batch on this token uses unless `--sessions` says otherwise
+    /// (see [`default_sessions`]).
+    pub fn default_sessions(&self, module: &Module) -> SessionDefault {
+        module.default_sessions(self.slot, true)
+    }
+}
+
 /// The token's retry flags in words (PKCS#11 CKF_USER_PIN_LOCKED / _FINAL_TRY / _COUNT_LOW).
 fn pin_state(locked: bool, final_try: bool, count_low: bool) -> String {
     if locked {
@@ -733,6 +813,24 @@ fn pin_state(locked: bool, final_try: bool, count_low: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_default_follows_the_token() {
+        // A card or USB token: one, however many sessions it would open.
+        assert_eq!(default_sessions(true, None, 0, 8).sessions, 1);
+        assert_eq!(default_sessions(true, Some(100), 0, 8).sessions, 1);
+        // No limit reported: the cores, up to the cap.
+        assert_eq!(default_sessions(false, None, 0, 4).sessions, 4);
+        assert_eq!(default_sessions(false, None, 0, 64).sessions, SESSION_CAP);
+        assert_eq!(default_sessions(false, None, 0, 0).sessions, 1);
+        // A limit: what is free besides the batch's own logged-in session.
+        let d = default_sessions(false, Some(10), 5, 8);
+        assert_eq!(d.sessions, 4);
+        assert!(d.reason.contains("free sessions (4)"), "{}", d.reason);
+        assert_eq!(default_sessions(false, Some(2), 0, 8).sessions, 1);
+        assert_eq!(default_sessions(false, Some(1), 3, 8).sessions, 1);
+        assert_eq!(default_sessions(false, Some(1000), 0, 8).sessions, 8);
+    }
 
     #[test]
     fn ckr_names_follow_the_spec() {

@@ -54,6 +54,8 @@ pub struct TokenReport {
     pub firmware_version: String,
     /// Free public memory in bytes, when reported.
     pub free_public_memory: Option<usize>,
+    /// The signing sessions a batch (`archive sign`) uses by default, and why.
+    pub signing_sessions: super::SessionDefault,
 }
 
 /// Whether a key kind can be generated, and how.
@@ -144,6 +146,7 @@ pub fn probe(module: &Module, uri: &Pkcs11Uri) -> Result<ProbeReport, TokenError
         hardware_version: ti.hardware_version().to_string(),
         firmware_version: ti.firmware_version().to_string(),
         free_public_memory: ti.free_public_memory(),
+        signing_sessions: module.default_sessions(slot, false),
         summary,
     };
     let table = MechanismTable::read(ctx, slot);
@@ -235,7 +238,7 @@ impl ProbeReport {
             m.path, m.cryptoki_version, m.manufacturer, m.description, m.library_version
         );
         out.push_str(&format!(
-            "Token {:?}\n  {}\n  manufacturer: {}\n  model: {}\n  serial: {}\n  hardware {}, firmware {}\n  flags: {}\n  PIN length: {}..{}\n  sessions: at most {} ({} read-write)\n  free memory: private {}, public {}\n",
+            "Token {:?}\n  {}\n  manufacturer: {}\n  model: {}\n  serial: {}\n  hardware {}, firmware {}\n  flags: {}\n  PIN length: {}..{}\n  sessions: at most {} ({} read-write); batch signing uses {} by default ({})\n  free memory: private {}, public {}\n",
             s.label,
             s.uri,
             s.manufacturer,
@@ -248,6 +251,8 @@ impl ProbeReport {
             t.pin_max,
             t.max_sessions,
             t.max_rw_sessions,
+            t.signing_sessions.sessions,
+            t.signing_sessions.reason,
             s.free_private_memory
                 .map_or("not reported".into(), |b| format!("{b} bytes")),
             t.free_public_memory
