@@ -358,3 +358,87 @@ fn imported_key_is_reported_as_imported() {
             .trim()
     );
 }
+
+/// pkcs11-tool's "Usage:" line of every key object, by (label, "private"/"public").
+fn usages(hsm: &Hsm) -> std::collections::BTreeMap<(String, &'static str), String> {
+    let (ok, out) = hsm.tool(
+        "pkcs11-tool",
+        &[
+            "--module",
+            softhsm_module(),
+            "--token-label",
+            "Ops",
+            "--login",
+            "--pin",
+            USER_PIN,
+            "--list-objects",
+        ],
+    );
+    assert!(ok, "pkcs11-tool: {out}");
+    let mut map = std::collections::BTreeMap::new();
+    let mut kind = None;
+    let mut label = String::new();
+    for line in out.lines() {
+        if line.starts_with("Private Key Object") {
+            kind = Some("private");
+        } else if line.starts_with("Public Key Object") {
+            kind = Some("public");
+        } else if !line.starts_with(' ') {
+            kind = None;
+        } else if let Some(l) = line.trim().strip_prefix("label:") {
+            label = l.trim().to_string();
+        } else if let (Some(k), Some(u)) = (kind, line.trim().strip_prefix("Usage:")) {
+            map.insert((label.clone(), k), u.trim().to_string());
+        }
+    }
+    map
+}
+
+/// One key template: an imported key (EC or RSA) gets exactly the usages of a generated one,
+/// as OpenSC reads them: the private half signs, the public half verifies, nothing else (no
+/// encrypt or wrap on an imported RSA public key).
+#[test]
+fn imported_and_generated_keys_get_the_same_usages_per_opensc() {
+    let hsm = Hsm::with_token("Ops");
+    hsm.key("Ops", "gen-ec", "ec-p256");
+    hsm.key("Ops", "gen-rsa", "rsa-3072");
+    for (label, args) in [
+        (
+            "imp-ec",
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"][..],
+        ),
+        (
+            "imp-rsa",
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:3072"][..],
+        ),
+    ] {
+        let file = format!("{label}.pem");
+        let mut all = vec!["genpkey"];
+        all.extend_from_slice(args);
+        all.extend(["-out", &file]);
+        let (ok, out) = tool("openssl", &all, hsm.dir.path());
+        assert!(ok, "{out}");
+        hsm.ok(&[
+            "key",
+            "import",
+            "--key",
+            &format!("pkcs11:token=Ops;object={label}"),
+            "--from",
+            hsm.path(&file).to_str().unwrap(),
+        ]);
+    }
+    let seen = usages(&hsm);
+    for label in ["gen-ec", "gen-rsa", "imp-ec", "imp-rsa"] {
+        assert_eq!(
+            seen.get(&(label.to_string(), "private"))
+                .map(String::as_str),
+            Some("sign"),
+            "{label}: {seen:?}"
+        );
+        assert_eq!(
+            seen.get(&(label.to_string(), "public")).map(String::as_str),
+            Some("verify"),
+            "{label}: {seen:?}"
+        );
+    }
+}

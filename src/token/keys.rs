@@ -414,30 +414,10 @@ impl TokenSession {
         // (CKR_GENERAL_ERROR). Those tokens get the reduced template, which leaves the public
         // key's usage flags to the token: hsmsign verifies every signature in software and never
         // asks the token to verify or encrypt, and the private key is checked after generation.
-        let public_base = vec![
-            Attribute::Token(true),
-            Attribute::Private(false),
-            Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Id(id.clone()),
-        ];
-        let public_usage = [
-            Attribute::Verify(true),
-            Attribute::Encrypt(false),
-            Attribute::Wrap(false),
-        ];
-        let private = vec![
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Sign(true),
-            // SoftHSM2 and others default these to true unless told: a signing key does nothing else.
-            Attribute::Decrypt(false),
-            Attribute::Unwrap(false),
-            Attribute::Derive(false),
-            Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Id(id.clone()),
-        ];
+        let template = KeyTemplate { label, id: &id };
+        let public_base = template.public_base();
+        let public_usage = KeyTemplate::public_usage();
+        let private = template.private();
         let (mechanism, specific) = match algorithm {
             KeyAlgorithm::EcP256 => (
                 Mechanism::EccKeyPairGen,
@@ -568,21 +548,7 @@ impl TokenSession {
         };
         self.refuse_existing(label, None)?;
         let id = self.fresh_id()?;
-        let common = [
-            Attribute::Token(true),
-            Attribute::Label(label.as_bytes().to_vec()),
-            Attribute::Id(id.clone()),
-        ];
-        let private_flags = [
-            Attribute::Class(ObjectClass::PRIVATE_KEY),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Sign(true),
-            Attribute::Decrypt(false),
-            Attribute::Unwrap(false),
-            Attribute::Derive(false),
-        ];
+        let template = KeyTemplate { label, id: &id };
         let (private_specific, public_specific): (Vec<Attribute>, Vec<Attribute>) = if let Ok(k) =
             p256::SecretKey::from_pkcs8_pem(pkcs8_pem)
         {
@@ -606,21 +572,30 @@ impl TokenSession {
                     "not an unencrypted PKCS#8 EC P-256, EC P-384 or RSA private key (-----BEGIN PRIVATE KEY-----); convert it with `openssl pkcs8 -topk8 -nocrypt`".into(),
                 ));
         };
-        let mut private: Vec<Attribute> = private_flags.to_vec();
-        private.extend(common.iter().cloned());
+        // The same template as a generated key: only the class and the key material differ.
+        let mut private = vec![Attribute::Class(ObjectClass::PRIVATE_KEY)];
+        private.extend(template.private());
         private.extend(private_specific);
-        let mut public = vec![
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::Private(false),
-            Attribute::Verify(true),
-        ];
-        public.extend(common.iter().cloned());
-        public.extend(public_specific);
+        let mut public = vec![Attribute::Class(ObjectClass::PUBLIC_KEY)];
+        public.extend(template.public_base());
+        public.extend(KeyTemplate::public_usage());
+        public.extend(public_specific.iter().cloned());
         let created = self.session.create_object(&private);
         // The template held the private key's components: wipe them before anything else.
         wipe_secret_attributes(&mut private);
         let priv_h = created.map_err(ck("creating the imported private key"))?;
-        if let Err(e) = self.session.create_object(&public) {
+        let public_made = match self.session.create_object(&public) {
+            // As for generation: a token that sets the public usage flags itself gets the
+            // reduced template.
+            Err(CkError::Pkcs11(rv, _)) if template_refusal(rv) => {
+                let mut reduced = vec![Attribute::Class(ObjectClass::PUBLIC_KEY)];
+                reduced.extend(template.public_base());
+                reduced.extend(public_specific);
+                self.session.create_object(&reduced)
+            }
+            other => other,
+        };
+        if let Err(e) = public_made {
             // Leave nothing half-done: remove the private key again.
             let _ = self.session.destroy_object(priv_h);
             return Err(ck("creating the imported public key")(e));
@@ -843,6 +818,55 @@ fn ec_templates(
             Attribute::EcPoint(wrapped),
         ],
     )
+}
+
+/// THE template of every key pair hsmsign puts on a token, generated or imported (only the
+/// class and the key material are added per case): the private half stays on the token,
+/// private, sensitive, never extractable, and may only sign; the public half is public and may
+/// only verify.
+struct KeyTemplate<'a> {
+    label: &'a str,
+    id: &'a [u8],
+}
+
+impl KeyTemplate<'_> {
+    /// The private key's attributes.
+    fn private(&self) -> Vec<Attribute> {
+        vec![
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            // SoftHSM2 and others default these to true unless told: a signing key does
+            // nothing else.
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
+            Attribute::Label(self.label.as_bytes().to_vec()),
+            Attribute::Id(self.id.to_vec()),
+        ]
+    }
+
+    /// The public key's attributes apart from its usages.
+    fn public_base(&self) -> Vec<Attribute> {
+        vec![
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Label(self.label.as_bytes().to_vec()),
+            Attribute::Id(self.id.to_vec()),
+        ]
+    }
+
+    /// What the public key may do: verify, never encrypt or wrap (left out only for tokens that
+    /// refuse to be told, see `generate_key`).
+    fn public_usage() -> [Attribute; 3] {
+        [
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+        ]
+    }
 }
 
 type Templates = (Vec<Attribute>, Vec<Attribute>);
