@@ -10,6 +10,7 @@ pub mod archive;
 pub mod attest;
 pub mod bundle;
 pub mod ca;
+pub mod encoding;
 pub mod expiry;
 pub mod input;
 pub mod output;

@@ -8,6 +8,7 @@
 //! Keys plug in through the [`SigningKey`] trait: the PKCS#11 token key
 //! ([`crate::token::TokenKey`]) in production, and a software key in unit tests only.
 
+use crate::encoding::{hex, pem_encode};
 use std::fmt;
 
 use der::{Decode, Encode};
@@ -646,24 +647,6 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, SignError> {
     s.encode_to_vec(&mut inner).map_err(malformed)?;
     let seq = der::asn1::AnyRef::new(der::Tag::Sequence, &inner).map_err(malformed)?;
     seq.to_der().map_err(malformed)
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Wrap DER in a PEM block with 64-character lines.
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// The bit length of the modulus of a PKCS#1 `RSAPublicKey { n, e }`, or `None` if it does not

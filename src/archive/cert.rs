@@ -72,7 +72,7 @@ impl Cert {
 
     /// SHA-256 over the DER certificate, lower-case hex.
     pub fn fingerprint(&self) -> String {
-        crate::signer::hex(&sha2::Sha256::digest(&self.der))
+        crate::encoding::hex(&sha2::Sha256::digest(&self.der))
     }
 
     /// Subject and issuer are the same name (compared as DER).

@@ -88,7 +88,7 @@ fn detect_in(file: &mut File, path: &Path) -> Result<ArchiveFormat, ArchiveError
             start: if magic.is_empty() {
                 "nothing: the file is empty".into()
             } else {
-                format!("bytes {}", crate::signer::hex(magic))
+                format!("bytes {}", crate::encoding::hex(magic))
             },
         })
     }

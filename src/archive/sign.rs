@@ -562,7 +562,7 @@ pub fn sign_archive_sessions(
 fn check_signer_cert(cert: &Cert, key: &dyn SigningKey) -> Result<Vec<String>, ArchiveError> {
     let key_spki = key.public_key().spki_der();
     if cert.spki_der() != key_spki {
-        let fp = |der: &[u8]| signer::hex(&sha2::Sha256::digest(der));
+        let fp = |der: &[u8]| crate::encoding::hex(&sha2::Sha256::digest(der));
         return Err(ArchiveError::CertificateKeyMismatch {
             subject: cert.subject.clone(),
             cert_key: fp(&cert.spki_der()),
@@ -601,7 +601,7 @@ fn sha256_file(path: &Path) -> Result<String, ArchiveError> {
         }
         hash.update(&buf[..n]);
     }
-    Ok(signer::hex(&hash.finalize()))
+    Ok(crate::encoding::hex(&hash.finalize()))
 }
 
 #[cfg(test)]
@@ -720,7 +720,7 @@ mod tests {
                 },
             )
             .unwrap();
-            let on_disk = crate::signer::hex(&sha2::Sha256::digest(std::fs::read(&out).unwrap()));
+            let on_disk = crate::encoding::hex(&sha2::Sha256::digest(std::fs::read(&out).unwrap()));
             assert_eq!(recorded.as_deref(), Some(on_disk.as_str()));
             assert_eq!(summary.output_sha256, on_disk);
         }

@@ -162,6 +162,6 @@ impl ArchiveWriter {
         let HashingWriter { inner, hash } = sink;
         let mut file = inner.into_inner().map_err(|e| err(e.error().to_string()))?;
         file.sync()?;
-        Ok((file, crate::signer::hex(&hash.finalize())))
+        Ok((file, crate::encoding::hex(&hash.finalize())))
     }
 }

@@ -44,7 +44,8 @@ use sha2::Digest;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 
-use crate::signer::{PublicKey, SignatureAlgorithm, hex};
+use crate::encoding::hex;
+use crate::signer::{PublicKey, SignatureAlgorithm};
 
 /// Extensions a CA certificate here may mark critical: the ones this module processes or that
 /// carry no constraint.

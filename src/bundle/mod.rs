@@ -48,7 +48,7 @@ use secrecy::SecretString;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-use crate::signer::pem_encode;
+use crate::encoding::pem_encode;
 
 /// Fewest PBKDF2 / MAC iterations accepted (the JDK's own default for PKCS#12 files).
 pub const MIN_ITERATIONS: u32 = 10_000;

@@ -6,7 +6,7 @@ use der::{Decode, Encode};
 use x509_cert::Certificate;
 
 use super::BundleError;
-use crate::signer::pem_encode;
+use crate::encoding::pem_encode;
 
 /// One file of a trusted-x509-keys directory.
 #[derive(Clone, Debug, PartialEq, Eq)]

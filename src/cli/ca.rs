@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use hsmsign::ca::{self, Issuer, NewCaRequest, Validity};
+use hsmsign::encoding::pem_encode;
 use hsmsign::input::InputKind;
 use hsmsign::output::AtomicFile;
-use hsmsign::signer::pem_encode;
 use hsmsign::store::{CaRecord, Store};
 use hsmsign::x509::{
     CaCertificate, CertificateRequest, DistinguishedName, Profile, format_time, parse_ca_csr,

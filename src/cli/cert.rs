@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use hsmsign::ca::{self, CertRequest, Validity};
+use hsmsign::encoding::pem_encode;
 use hsmsign::output::AtomicFile;
-use hsmsign::signer::{PublicKey, pem_encode};
+use hsmsign::signer::PublicKey;
 use hsmsign::store::{CertificateRecord, Store};
 use hsmsign::x509::{Profile, RevocationReason, SanEntry, Serial, format_time, parse_csr};
 use serde_json::json;

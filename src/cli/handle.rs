@@ -355,7 +355,7 @@ impl KeyHandle {
                     "token {:?} already holds an end-entity certificate (subject {subject}) for {} (id {}); it is left in place, and the CA certificate lives only in the state database. Make sure the key serves nothing but this CA",
                     session.token().label,
                     k.label,
-                    hsmsign::signer::hex(&k.id)
+                    hsmsign::encoding::hex(&k.id)
                 ));
                 return;
             }

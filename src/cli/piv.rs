@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
+use hsmsign::encoding::pem_encode;
 use hsmsign::piv::{ManagementKey, PivUri};
-use hsmsign::signer::{KeyAlgorithm, pem_encode};
+use hsmsign::signer::KeyAlgorithm;
 use hsmsign::store::AuditEntry;
 use hsmsign::token::{PinSource, TokenError};
 use serde_json::json;

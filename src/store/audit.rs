@@ -10,7 +10,8 @@ use sha2::Digest;
 use super::schema::STATE_TABLES;
 use super::types::{AuditEntry, AuditRecord, Operator, Outcome};
 use super::{CertFacts, Store, StoreError};
-use crate::signer::{self, PublicKey, SignatureAlgorithm, SigningKey, hex};
+use crate::encoding::hex;
+use crate::signer::{self, PublicKey, SignatureAlgorithm, SigningKey};
 
 /// The `prev_hash` of the first record.
 pub(crate) const ZERO_HASH: &str =

@@ -523,7 +523,7 @@ fn records_and_audit_show() {
     assert_eq!(shown[0], rec);
     assert_eq!(
         shown[0].details["inputs"]["archive"],
-        crate::signer::hex(&<sha2::Sha256 as sha2::Digest>::digest(b"in"))
+        crate::encoding::hex(&<sha2::Sha256 as sha2::Digest>::digest(b"in"))
     );
     assert_eq!(shown[1].operator, Operator::new("bob"));
     assert_eq!(

@@ -6,7 +6,7 @@ use sha2::Digest;
 use time::OffsetDateTime;
 
 use super::StoreError;
-use crate::signer::hex;
+use crate::encoding::hex;
 use crate::x509::{RevocationReason, Serial};
 
 /// Who did something: the OS user and, when a token was logged in to, its label.

@@ -236,7 +236,7 @@ impl TokenSession {
         KeyInfo {
             uri: self.object_uri(&label, &id),
             label,
-            id: crate::signer::hex(&id),
+            id: crate::encoding::hex(&id),
             algorithm,
             public_key_sha256: public.map(|p| p.fingerprint_hex()).unwrap_or_default(),
         }
@@ -345,7 +345,7 @@ impl TokenSession {
             if !by_id.is_empty() {
                 return Err(TokenError::KeyExists {
                     token: self.token.label.clone(),
-                    what: format!("id {}", crate::signer::hex(id)),
+                    what: format!("id {}", crate::encoding::hex(id)),
                 });
             }
         }
@@ -734,7 +734,7 @@ impl TokenSession {
         if self.certificate(id)?.is_some() {
             return Err(TokenError::KeyExists {
                 token: self.token.label.clone(),
-                what: format!("a certificate under id {}", crate::signer::hex(id)),
+                what: format!("a certificate under id {}", crate::encoding::hex(id)),
             });
         }
         let cert =
@@ -1299,7 +1299,7 @@ fn curve_of(params: &[u8]) -> Option<KeyAlgorithm> {
                 while let [0, tail @ ..] = v {
                     v = tail;
                 }
-                crate::signer::hex(v)
+                crate::encoding::hex(v)
             };
             [
                 (KeyAlgorithm::EcP256, &P256_EXPLICIT),
@@ -1310,7 +1310,7 @@ fn curve_of(params: &[u8]) -> Option<KeyAlgorithm> {
                 unsigned(prime) == c.p
                     && unsigned(a) == c.a
                     && unsigned(b) == c.b
-                    && crate::signer::hex(base) == c.g
+                    && crate::encoding::hex(base) == c.g
                     && unsigned(order) == c.n
             })
             .map(|(alg, _)| alg)

@@ -354,7 +354,7 @@ pub fn exercise(session: &TokenSession, report: &ProbeReport) -> Vec<ExerciseRes
         }
         let suffix = session
             .random(4)
-            .map(|r| crate::signer::hex(&r))
+            .map(|r| crate::encoding::hex(&r))
             .unwrap_or_else(|_| std::process::id().to_string());
         let label = format!("{EXERCISE_PREFIX}{alg}-{suffix}");
         let mut result = ExerciseResult {

@@ -21,8 +21,8 @@ use super::limits::{MAX_CERTIFICATE_BYTES, latest_x509_time};
 use super::profile::{PlannedExtension, Profile, ProfileError};
 use super::san::SanEntry;
 use super::{
-    SignedRaw, assemble_signed, first_pem_block, format_time, from_x509_time,
-    parse_signature_algorithm, signature_algorithm_identifier, to_x509_time, whole_seconds,
+    SignedRaw, assemble_signed, format_time, from_x509_time, parse_signature_algorithm,
+    signature_algorithm_identifier, to_x509_time, whole_seconds,
 };
 use crate::signer::{self, KeyAlgorithm, PublicKey, SignError, SignatureAlgorithm, SigningKey};
 
@@ -231,7 +231,7 @@ impl Serial {
     pub fn new(bytes: &[u8]) -> Result<Self, IssueError> {
         Self::checked(
             bytes,
-            || signer::hex(bytes),
+            || crate::encoding::hex(bytes),
             "it needs more than 20 octets (RFC 5280 4.1.2.2); draw at most 19 random bytes",
         )
     }
@@ -241,7 +241,7 @@ impl Serial {
     pub fn from_der_integer(content: &[u8]) -> Result<Self, IssueError> {
         if content.first().is_some_and(|b| b & 0x80 != 0) {
             return Err(IssueError::Serial {
-                serial: signer::hex(content),
+                serial: crate::encoding::hex(content),
                 reason: "it is negative; serial numbers must be positive",
             });
         }
@@ -319,7 +319,7 @@ impl Serial {
 
     /// Lower-case hex of [`Self::bytes`] (two digits per octet, as openssl prints serials).
     pub fn to_hex(&self) -> String {
-        signer::hex(&self.0)
+        crate::encoding::hex(&self.0)
     }
 
     /// The DER INTEGER.
@@ -392,7 +392,7 @@ impl CaCertificate {
             source_name: source_name.to_string(),
             reason,
         };
-        let der = match first_pem_block(bytes) {
+        let der = match crate::encoding::first_pem_block(bytes) {
             Some(block) => {
                 if block.label != "CERTIFICATE" && block.label != "X509 CERTIFICATE" {
                     return Err(not_cert(format!(
@@ -514,7 +514,7 @@ impl CaCertificate {
 
     /// The certificate as PEM.
     pub fn to_pem(&self) -> String {
-        signer::pem_encode("CERTIFICATE", &self.der)
+        crate::encoding::pem_encode("CERTIFICATE", &self.der)
     }
 
     /// The subject as an RFC 4514 string.
@@ -644,7 +644,7 @@ pub struct IssuedCertificate {
 impl IssuedCertificate {
     /// The certificate as PEM.
     pub fn to_pem(&self) -> String {
-        signer::pem_encode("CERTIFICATE", &self.der)
+        crate::encoding::pem_encode("CERTIFICATE", &self.der)
     }
 
     /// A sentence for the user when the validity was cut to the issuer's, else `None`.

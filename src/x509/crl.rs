@@ -324,7 +324,7 @@ pub fn build_crl(
 
 /// The CRL as PEM (`X509 CRL`).
 pub fn crl_to_pem(der: &[u8]) -> String {
-    signer::pem_encode("X509 CRL", der)
+    crate::encoding::pem_encode("X509 CRL", der)
 }
 
 /// Decode the signed CRL and compare it with what was asked.

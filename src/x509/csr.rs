@@ -26,7 +26,7 @@ use x509_cert::request::CertReq;
 use super::dn::{DistinguishedName, DnError, describe_name_der};
 use super::limits::{MAX_CSR_BYTES, MAX_SANS};
 use super::san::{SanEntry, SanError};
-use super::{SignedRaw, first_pem_block, parse_signature_algorithm};
+use super::{SignedRaw, parse_signature_algorithm};
 use crate::signer::{PublicKey, SignError, SignatureAlgorithm};
 
 /// OID of PKCS#9 extensionRequest.
@@ -306,7 +306,7 @@ fn parse(bytes: &[u8], file: &str, purpose: Purpose) -> Result<CertificateReques
         file: file_s.clone(),
         reason,
     };
-    let der = match first_pem_block(bytes) {
+    let der = match crate::encoding::first_pem_block(bytes) {
         Some(block) => {
             match block.label.as_str() {
                 "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => {}

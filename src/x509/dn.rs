@@ -693,7 +693,7 @@ pub fn describe_name_der(der: &[u8]) -> String {
                         Some(s) => escape_value(&s, ",+\"\\<>;"),
                         None => format!(
                             "#{}",
-                            crate::signer::hex(&atav.value.to_der().unwrap_or_default())
+                            crate::encoding::hex(&atav.value.to_der().unwrap_or_default())
                         ),
                     };
                     format!("{label}={value}")

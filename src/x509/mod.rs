@@ -46,41 +46,6 @@ use x509_cert::time::Time;
 
 use crate::signer::SignatureAlgorithm;
 
-/// A PEM block found in a text: its label and the decoded DER.
-#[derive(Debug)]
-pub(crate) struct PemBlock {
-    /// The label between `BEGIN ` and the dashes, e.g. `CERTIFICATE REQUEST`.
-    pub label: String,
-    /// The decoded contents, or why they could not be decoded.
-    pub der: Result<Vec<u8>, String>,
-}
-
-/// Find the first PEM block in `bytes` (text before and after it is ignored, as openssl does).
-/// Returns `None` when the input holds no `-----BEGIN` line at all.
-pub(crate) fn first_pem_block(bytes: &[u8]) -> Option<PemBlock> {
-    use base64::Engine;
-    let text = String::from_utf8_lossy(bytes);
-    let begin = text.find("-----BEGIN ")?;
-    let after_begin = &text[begin + "-----BEGIN ".len()..];
-    let label_end = after_begin.find("-----")?;
-    let label = after_begin[..label_end].trim().to_string();
-    let body_start = &after_begin[label_end + 5..];
-    let end_marker = format!("-----END {label}-----");
-    let der = match body_start.find(&end_marker) {
-        None => Err(format!("no `{end_marker}` line")),
-        Some(end) => {
-            let b64: String = body_start[..end]
-                .chars()
-                .filter(|c| !c.is_ascii_whitespace())
-                .collect();
-            base64::engine::general_purpose::STANDARD
-                .decode(b64.as_bytes())
-                .map_err(|e| format!("bad base64: {e}"))
-        }
-    };
-    Some(PemBlock { label, der })
-}
-
 /// Truncate a time to whole seconds (X.509 times carry no fractions).
 pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)

@@ -211,7 +211,7 @@ impl SanEntry {
                     Ok(Self::Ip(IpAddr::from(v6)))
                 } else {
                     Err(SanError::BadIp {
-                        value: crate::signer::hex(b),
+                        value: crate::encoding::hex(b),
                     })
                 }
             }
