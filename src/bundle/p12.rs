@@ -41,21 +41,25 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::{BundleError, DEFAULT_ITERATIONS, MAX_ITERATIONS, MIN_ITERATIONS, TrustedCert};
 
-const ID_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
-const ID_ENCRYPTED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.6");
+use der::oid::db::{rfc2985, rfc5280, rfc5753, rfc5911, rfc5912};
+
+const ID_DATA: ObjectIdentifier = rfc5911::ID_DATA;
+const ID_ENCRYPTED_DATA: ObjectIdentifier = rfc5911::ID_ENCRYPTED_DATA;
+/// id-PBES2 (RFC 8018 A.4); const-oid's database does not list it.
 const PBES2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.13");
-const PBKDF2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.5.12");
-const HMAC_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.2.9");
-const AES128_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.2");
-const AES192_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.22");
-const AES256_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.42");
-const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-const FRIENDLY_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.20");
-const LOCAL_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.21");
-/// The JDK's "trusted key usage" bag attribute (Oracle arc); its values are EKU OIDs.
+const PBKDF2: ObjectIdentifier = rfc5911::ID_PBKDF_2;
+const HMAC_WITH_SHA256: ObjectIdentifier = rfc5753::ID_HMAC_WITH_SHA_256;
+const AES128_CBC: ObjectIdentifier = rfc5911::ID_AES_128_CBC;
+const AES192_CBC: ObjectIdentifier = rfc5911::ID_AES_192_CBC;
+const AES256_CBC: ObjectIdentifier = rfc5911::ID_AES_256_CBC;
+const SHA256: ObjectIdentifier = rfc5912::ID_SHA_256;
+const FRIENDLY_NAME: ObjectIdentifier = rfc2985::PKCS_9_AT_FRIENDLY_NAME;
+const LOCAL_KEY_ID: ObjectIdentifier = rfc2985::PKCS_9_AT_LOCAL_KEY_ID;
+/// The JDK's "trusted key usage" bag attribute (Oracle arc); its values are EKU OIDs. Not in
+/// any RFC, so not in const-oid's database.
 const ORACLE_TRUSTED_KEY_USAGE: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("2.16.840.1.113894.746875.1.1");
-const ANY_EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37.0");
+const ANY_EXTENDED_KEY_USAGE: ObjectIdentifier = rfc5280::ANY_EXTENDED_KEY_USAGE;
 
 const SALT_LEN: usize = 16;
 const IV_LEN: usize = 16;

@@ -24,12 +24,11 @@ use super::{
 };
 use crate::signer::{self, SignatureAlgorithm, SigningKey};
 
-/// OID of id-ce-cRLNumber.
-const OID_CRL_NUMBER: &str = "2.5.29.20";
-/// OID of id-ce-authorityKeyIdentifier.
-const OID_AUTHORITY_KEY_ID: &str = "2.5.29.35";
-/// OID of id-ce-cRLReasons.
-const OID_CRL_REASON: &str = "2.5.29.21";
+/// The CRL extension OIDs (RFC 5280 5.2, 5.3), from const-oid's database.
+const OID_CRL_NUMBER: der::asn1::ObjectIdentifier = der::oid::db::rfc5280::ID_CE_CRL_NUMBER;
+const OID_AUTHORITY_KEY_ID: der::asn1::ObjectIdentifier =
+    der::oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER;
+const OID_CRL_REASON: der::asn1::ObjectIdentifier = der::oid::db::rfc5280::ID_CE_CRL_REASONS;
 
 /// Why a certificate was revoked: the RFC 5280 5.3.1 `CRLReason` codes hsmsign issues.
 /// A revocation is final here, so `certificateHold` (6, which would be lifted later) is not
@@ -188,13 +187,6 @@ struct TbsCrlOut<'a> {
     extensions: Option<Vec<Extension>>,
 }
 
-fn oid(s: &str) -> Result<der::asn1::ObjectIdentifier, IssueError> {
-    der::asn1::ObjectIdentifier::new(s).map_err(|_| IssueError::Encoding {
-        what: "OID",
-        reason: s.to_string(),
-    })
-}
-
 /// Build and sign a CRL for `issuer` with its key `key`, and check it before returning its DER.
 pub fn build_crl(
     params: &CrlParams<'_>,
@@ -244,7 +236,7 @@ pub fn build_crl(
             None
         } else {
             Some(vec![Extension {
-                extn_id: oid(OID_CRL_REASON)?,
+                extn_id: OID_CRL_REASON,
                 critical: false,
                 extn_value: OctetString::new(
                     r.reason
@@ -265,7 +257,7 @@ pub fn build_crl(
     let crl_number = Uint::new(&params.crl_number.to_be_bytes()).map_err(encoding("CRL number"))?;
     let extensions = vec![
         Extension {
-            extn_id: oid(OID_AUTHORITY_KEY_ID)?,
+            extn_id: OID_AUTHORITY_KEY_ID,
             critical: false,
             extn_value: OctetString::new(
                 AuthorityKeyIdentifier {
@@ -281,7 +273,7 @@ pub fn build_crl(
             .map_err(encoding("AuthorityKeyIdentifier"))?,
         },
         Extension {
-            extn_id: oid(OID_CRL_NUMBER)?,
+            extn_id: OID_CRL_NUMBER,
             critical: false,
             extn_value: OctetString::new(
                 CrlNumber(crl_number)
@@ -385,7 +377,7 @@ fn check_crl(
         }
         let reason = match got.crl_entry_extensions.as_deref() {
             None | Some([]) => RevocationReason::Unspecified,
-            Some([ext]) if ext.extn_id.to_string() == OID_CRL_REASON && !ext.critical => {
+            Some([ext]) if ext.extn_id == OID_CRL_REASON && !ext.critical => {
                 let code = CrlReason::from_der(ext.extn_value.as_bytes())
                     .map_err(|e| format!("reasonCode of {}: {e}", want.serial))?;
                 RevocationReason::ALL
@@ -405,7 +397,7 @@ fn check_crl(
     }
     let aki = AuthorityKeyIdentifier::from_der(exts[0].extn_value.as_bytes())
         .map_err(|e| format!("AuthorityKeyIdentifier: {e}"))?;
-    if exts[0].extn_id.to_string() != OID_AUTHORITY_KEY_ID
+    if exts[0].extn_id != OID_AUTHORITY_KEY_ID
         || aki.key_identifier.as_ref().map(|k| k.as_bytes()) != Some(issuer.key_id())
     {
         return Err("AuthorityKeyIdentifier differs".into());
@@ -413,7 +405,7 @@ fn check_crl(
     let number = CrlNumber::from_der(exts[1].extn_value.as_bytes())
         .map_err(|e| format!("CRL Number: {e}"))?;
     let want_number = Uint::new(&params.crl_number.to_be_bytes()).map_err(|e| e.to_string())?;
-    if exts[1].extn_id.to_string() != OID_CRL_NUMBER || number.0 != want_number {
+    if exts[1].extn_id != OID_CRL_NUMBER || number.0 != want_number {
         return Err("CRL Number differs".into());
     }
     Ok(())

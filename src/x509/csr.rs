@@ -29,10 +29,11 @@ use super::san::{SanEntry, SanError};
 use super::{SignedRaw, parse_signature_algorithm};
 use crate::signer::{PublicKey, SignError, SignatureAlgorithm};
 
-/// OID of PKCS#9 extensionRequest.
-const OID_EXTENSION_REQUEST: &str = "1.2.840.113549.1.9.14";
-/// OID of PKCS#9 challengePassword.
-const OID_CHALLENGE_PASSWORD: &str = "1.2.840.113549.1.9.7";
+/// The PKCS#9 attributes a CSR may carry (RFC 2985), from const-oid's database.
+const OID_EXTENSION_REQUEST: der::asn1::ObjectIdentifier =
+    der::oid::db::rfc2985::PKCS_9_AT_EXTENSION_REQUEST;
+const OID_CHALLENGE_PASSWORD: der::asn1::ObjectIdentifier =
+    der::oid::db::rfc2985::PKCS_9_AT_CHALLENGE_PASSWORD;
 
 /// Errors in certificate signing requests. `file` names the input in every message.
 #[derive(Debug, thiserror::Error)]
@@ -396,8 +397,7 @@ fn parse(bytes: &[u8], file: &str, purpose: Purpose) -> Result<CertificateReques
     let mut ignored = Vec::new();
     let mut basic_constraints = None;
     for attr in req.info.attributes.iter() {
-        let attr_oid = attr.oid.to_string();
-        match attr_oid.as_str() {
+        match attr.oid {
             OID_EXTENSION_REQUEST => {
                 for value in attr.values.iter() {
                     let exts: Vec<Extension> = value

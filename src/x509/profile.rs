@@ -19,6 +19,7 @@ use std::fmt;
 
 use der::Encode;
 use der::asn1::{ObjectIdentifier, OctetString};
+use der::oid::AssociatedOid;
 use time::OffsetDateTime;
 use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -31,18 +32,13 @@ use super::limits::latest_x509_time;
 use super::san::SanEntry;
 use crate::signer::{KeyAlgorithm, PublicKey};
 
-/// OID of id-ce-basicConstraints.
-const OID_BASIC_CONSTRAINTS: &str = "2.5.29.19";
-/// OID of id-ce-keyUsage.
-const OID_KEY_USAGE: &str = "2.5.29.15";
-/// OID of id-ce-extKeyUsage.
-const OID_EXT_KEY_USAGE: &str = "2.5.29.37";
-/// OID of id-ce-subjectAltName.
-const OID_SUBJECT_ALT_NAME: &str = "2.5.29.17";
-/// OID of id-ce-subjectKeyIdentifier.
-const OID_SUBJECT_KEY_ID: &str = "2.5.29.14";
-/// OID of id-ce-authorityKeyIdentifier.
-const OID_AUTHORITY_KEY_ID: &str = "2.5.29.35";
+/// The extension OIDs, from x509-cert's types (RFC 5280 4.2.1).
+const OID_BASIC_CONSTRAINTS: ObjectIdentifier = BasicConstraints::OID;
+const OID_KEY_USAGE: ObjectIdentifier = KeyUsage::OID;
+const OID_EXT_KEY_USAGE: ObjectIdentifier = ExtendedKeyUsage::OID;
+const OID_SUBJECT_ALT_NAME: ObjectIdentifier = SubjectAltName::OID;
+const OID_SUBJECT_KEY_ID: ObjectIdentifier = SubjectKeyIdentifier::OID;
+const OID_AUTHORITY_KEY_ID: ObjectIdentifier = AuthorityKeyIdentifier::OID;
 
 /// Errors in applying a profile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -424,7 +420,7 @@ impl PlannedExtension {
             ),
         };
         Ok(Extension {
-            extn_id: oid(id)?,
+            extn_id: id,
             critical: self.critical,
             extn_value: OctetString::new(der)?,
         })
@@ -436,7 +432,7 @@ impl PlannedExtension {
         use der::Decode;
         let bytes = ext.extn_value.as_bytes();
         let e = |what: &str, err: der::Error| format!("{what}: {err}");
-        let value = match ext.extn_id.to_string().as_str() {
+        let value = match ext.extn_id {
             OID_BASIC_CONSTRAINTS => {
                 let bc = BasicConstraints::from_der(bytes).map_err(|x| e("BasicConstraints", x))?;
                 ExtensionValue::BasicConstraints {
