@@ -29,6 +29,7 @@
 //! `key-password` and `store-password` are the same.
 
 mod dn;
+mod instance_key;
 mod js7;
 mod p12;
 mod trusted;
@@ -37,6 +38,7 @@ mod trusted;
 mod tests;
 
 pub use dn::subject_dn_rfc2253;
+pub use instance_key::InstanceKey;
 pub use js7::{
     Js7Role, KEYSTORE_PASSWORD_PLACEHOLDER, TRUSTSTORE_PASSWORD_PLACEHOLDER, js7_config,
 };

@@ -4,8 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
-use hsmsign::bundle::{self, BundleKey, Js7Role, KeyBundle, Pkcs12Options, TrustedCert};
-use hsmsign::signer::{KeyAlgorithm, PublicKey};
+use hsmsign::bundle::{self, Js7Role, Pkcs12Options, TrustedCert};
 use hsmsign::token::{PinSource, TokenError};
 use secrecy::SecretString;
 use serde_json::json;
@@ -130,59 +129,14 @@ fn read_secret(ctx: &Ctx, source: Option<&str>, what: &str) -> Result<SecretStri
     Ok(source.read(what, &prompt).map_err(TokenError::from)?)
 }
 
-/// An instance key made in memory for a PKCS#12 key bundle (medium security: it exists outside
-/// a token for the time of this command). Wiped on drop.
-pub struct GeneratedKey {
-    secret: p256::SecretKey,
-    public: PublicKey,
-    password: SecretString,
-}
-
-impl GeneratedKey {
-    /// Read the bundle password first (so a missing one stops before anything happens), then
-    /// make a P-256 key from the operating system's RNG.
-    pub fn new(ctx: &Ctx, password_source: Option<&str>) -> Result<Self, Failure> {
-        let password = read_secret(ctx, password_source, "Password for the PKCS#12 key bundle")?;
-        let secret = loop {
-            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-            getrandom::fill(seed.as_mut())
-                .map_err(|e| anyhow::anyhow!("the operating system's RNG failed: {e}"))?;
-            // A scalar outside 1..n-1 is rejected: draw again (probability about 2^-32).
-            if let Ok(k) = p256::SecretKey::from_slice(seed.as_ref()) {
-                break k;
-            }
-        };
-        use p256::elliptic_curve::sec1::ToSec1Point;
-        let point = secret.public_key().to_sec1_point(false);
-        let public = PublicKey::from_ec_point(KeyAlgorithm::EcP256, point.as_bytes())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(Self {
-            secret,
-            public,
-            password,
-        })
-    }
-
-    /// The public key to certify.
-    pub fn public_key(&self) -> &PublicKey {
-        &self.public
-    }
-
-    /// Key, certificate and chain as a PKCS#12 file.
-    pub fn pkcs12(
-        &self,
-        cert_der: &[u8],
-        chain_der: &[Vec<u8>],
-        alias: &str,
-    ) -> Result<Vec<u8>, Failure> {
-        Ok(KeyBundle {
-            key: BundleKey::P256(&self.secret),
-            cert_der,
-            chain_der,
-            alias,
-        }
-        .to_pkcs12(&self.password, &Pkcs12Options::default())?)
-    }
+/// `cert issue --generate-key`: the bundle password first (so a missing one stops before
+/// anything happens), then the key, made by the library.
+pub fn instance_key(
+    ctx: &Ctx,
+    password_source: Option<&str>,
+) -> Result<bundle::InstanceKey, Failure> {
+    let password = read_secret(ctx, password_source, "Password for the PKCS#12 key bundle")?;
+    Ok(bundle::InstanceKey::generate(password)?)
 }
 
 pub fn run(ctx: &Ctx, cmd: BundleCmd) -> CmdResult {

@@ -250,7 +250,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                 .map(|p| AtomicFile::create_secret(p, force))
                 .transpose()?;
             let generated = match &source.generate_key {
-                Some(_) => Some(super::bundle::GeneratedKey::new(
+                Some(_) => Some(super::bundle::instance_key(
                     ctx,
                     p12_password_source.as_deref(),
                 )?),
