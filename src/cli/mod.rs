@@ -307,6 +307,12 @@ impl Ctx {
         // Keep the PIN (wiped on drop) when a key is named: keys marked CKA_ALWAYS_AUTHENTICATE
         // need it again before every signature, and asking the person again would be worse.
         let keep = uri.names_object();
+        if session.pin_on_pad(&source) {
+            eprintln!(
+                "Enter the PIN of token {:?} on its PIN pad.",
+                session.token().label
+            );
+        }
         session.login(module, &source, &prompt, keep)?;
         Ok(session)
     }

@@ -592,6 +592,18 @@ impl TokenSession {
         self.pin.as_ref()
     }
 
+    /// True if logging in with `source` takes the PIN on the token's own PIN pad
+    /// (CKF_PROTECTED_AUTHENTICATION_PATH and no PIN source named): the caller should tell the
+    /// officer to type it on the device before calling [`TokenSession::login`].
+    pub fn pin_on_pad(&self, source: &PinSource) -> bool {
+        matches!(source, PinSource::Prompt)
+            && self
+                .token
+                .flags
+                .iter()
+                .any(|f| f == "protected-authentication-path")
+    }
+
     /// Log in as the user with the PIN from `source`. One try: a wrong PIN is reported with the
     /// token's retry state and never retried.
     pub fn login(
@@ -620,14 +632,8 @@ impl TokenSession {
         }
         // A token with its own PIN pad (CKF_PROTECTED_AUTHENTICATION_PATH) takes the PIN there
         // when no PIN source was named: hsmsign then sends none.
-        if matches!(source, PinSource::Prompt)
-            && self
-                .token
-                .flags
-                .iter()
-                .any(|f| f == "protected-authentication-path")
-        {
-            eprintln!("Enter the PIN of token {label:?} on its PIN pad.");
+        // The caller has told the officer to type it there (see `pin_on_pad`).
+        if self.pin_on_pad(source) {
             return match self.session.login(UserType::User, None) {
                 Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
                 Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(TokenError::PinLocked(label)),
