@@ -20,8 +20,9 @@ step() {
 step "tools" scripts/release-tools.sh
 step "package (build + SBOM)" scripts/package.sh
 step "package install test" scripts/test-package.sh
-step "reproducible build" scripts/repro-check.sh
-step "dependency policy" cargo deny --locked check licenses bans sources
+# The package above, from this fresh clone, is the first of the two builds compared.
+step "reproducible build" scripts/repro-check.sh --reuse
+step "dependency policy" cargo deny --frozen check licenses bans sources
 step "no default features" cargo build --locked --no-default-features
 msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
 # Its own target directory: another compiler's artifacts would force rebuilds of the main one.

@@ -2,23 +2,46 @@
 # Reproducibility check: build the package twice from the same commit in two different
 # directories (fresh git worktrees, each with its own target directory) and compare the SHA-256
 # of the binary and of the .deb. Exit 0 only when both match.
-# Usage: scripts/repro-check.sh [COMMIT]   (default: HEAD; uncommitted changes are not built)
+# Usage: scripts/repro-check.sh [--reuse] [COMMIT]   (default: HEAD; uncommitted changes are
+#        not built)
+# --reuse: the first build is the one scripts/package.sh already made in this checkout, which
+#          must be clean and at COMMIT (CI: a fresh clone), so only one more build is needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+reuse=
+if [ "${1:-}" = --reuse ]; then
+  reuse=1
+  shift
+fi
 commit=$(git rev-parse --verify "${1:-HEAD}^{commit}")
+if [ -n "$reuse" ]; then
+  if [ "$(git rev-parse HEAD)" != "$commit" ] || [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+    echo "repro-check: --reuse needs a clean checkout at $commit (commit or stash your changes)" >&2
+    exit 1
+  fi
+  if [ ! -f target/dist/hsmsign ] || ! ls target/debian/hsmsign_*.deb >/dev/null 2>&1; then
+    echo "repro-check: --reuse needs scripts/package.sh to have run here first" >&2
+    exit 1
+  fi
+fi
 tmp=$(mktemp -d /tmp/hsmsign-repro.XXXXXX)
 # Different directories, and different depths, so a path that leaks shows up as a difference.
 dirs=("$tmp/a" "$tmp/b/deeper/tree")
 cleanup() {
   for d in "${dirs[@]}"; do
-    git worktree remove --force "$d" >/dev/null 2>&1 || true
+    case $d in "$tmp"/*) git worktree remove --force "$d" >/dev/null 2>&1 || true ;; esac
   done
   rm -rf "$tmp"
   git worktree prune
 }
 trap cleanup EXIT
 
-for i in 0 1; do
+first=0
+if [ -n "$reuse" ]; then
+  dirs[0]=$(pwd -P)
+  first=1
+fi
+for i in $(seq "$first" 1); do
   d=${dirs[$i]}
   mkdir -p "$(dirname "$d")"
   git worktree add --detach "$d" "$commit" >/dev/null 2>&1
@@ -36,8 +59,8 @@ a=${dirs[0]}
 b=${dirs[1]}
 bin_a=$(sum "$a/target/dist/hsmsign")
 bin_b=$(sum "$b/target/dist/hsmsign")
-deb_a=$(ls "$a"/target/debian/hsmsign_*.deb)
-deb_b=$(ls "$b"/target/debian/hsmsign_*.deb)
+deb_a=$(ls -t "$a"/target/debian/hsmsign_*.deb | head -1)
+deb_b=$(ls -t "$b"/target/debian/hsmsign_*.deb | head -1)
 pkg_a=$(sum "$deb_a")
 pkg_b=$(sum "$deb_b")
 echo "binary  $bin_a  $bin_b"
