@@ -12,8 +12,16 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(1);
     }
-    let parsed = cli::Cli::parse();
-    match cli::run(parsed) {
+    // Packaging only: man pages and completions from the clap definitions.
+    if let Some(result) = cli::docs::from_args(std::env::args_os()) {
+        return exit_code(result);
+    }
+    exit_code(cli::run(cli::Cli::parse()))
+}
+
+/// The exit status of a command's result, with its message on stderr.
+fn exit_code(result: cli::CmdResult) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(cli::Failure::Failed(e)) => {
             eprintln!("error: {e}");

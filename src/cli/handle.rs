@@ -41,10 +41,7 @@ pub enum KeyHandle {
 /// Tell the operator to touch the YubiKey when it asks for it.
 #[cfg(feature = "yubikey")]
 fn touch_notice() {
-    use std::io::IsTerminal;
-    if std::io::stderr().is_terminal() {
-        eprint!("\r(touch the YubiKey if it blinks)  ");
-    }
+    super::progress::touch_prompt();
 }
 
 impl Ctx {

@@ -10,6 +10,7 @@ mod audit;
 mod bundle;
 mod ca;
 mod cert;
+pub mod docs;
 mod expiry;
 mod handle;
 mod key;
@@ -17,6 +18,7 @@ mod key;
 mod piv;
 mod progress;
 mod token;
+mod version;
 
 use std::fmt::Display;
 use std::path::PathBuf;
@@ -29,8 +31,18 @@ use secrecy::SecretString;
 
 /// hsmsign: a Certificate Authority and JS7 deployment signer whose keys never leave the token.
 #[derive(Parser, Debug)]
-#[command(name = "hsmsign", version, about, max_term_width = 100)]
+#[command(
+    name = "hsmsign",
+    version,
+    about,
+    max_term_width = 100,
+    disable_version_flag = true
+)]
 pub struct Cli {
+    /// Print the version, the git commit, the enabled features and the PKCS#11 API version
+    /// (with --json: as one JSON document), and exit.
+    #[arg(short = 'V', long)]
+    pub version: bool,
     /// PKCS#11 module (.so). Default: the key URI's module-path, else SoftHSM2's usual paths.
     #[arg(long, global = true, env = "HSMSIGN_MODULE", value_name = "PATH")]
     pub module: Option<PathBuf>,
@@ -52,7 +64,7 @@ pub struct Cli {
     pub strict_permissions: bool,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Command groups.
@@ -393,7 +405,16 @@ pub fn run(cli: Cli) -> CmdResult {
         allow_pin_value: cli.allow_pin_value,
         strict_permissions: cli.strict_permissions,
     };
-    match cli.command {
+    if cli.version {
+        println!("{}", version::render(cli.json));
+        return Ok(());
+    }
+    let Some(command) = cli.command else {
+        return Err(Failure::Usage(
+            "no command given: name one (e.g. `hsmsign token list`), or pass --version".into(),
+        ));
+    };
+    match command {
         Command::Token(c) => token::run(&ctx, c),
         Command::Key(c) => key::run(&ctx, c),
         Command::Attest(c) => attest::run(&ctx, c),
