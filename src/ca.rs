@@ -368,7 +368,7 @@ pub fn check_request(
     let notice = x509::build::check_issuable(
         &IssueParams {
             subject: req.subject,
-            public_key: req.public_key.unwrap_or(cert.public_key()),
+            public_key: req.public_key.unwrap_or_else(|| cert.public_key()),
             profile: req.profile,
             serial: &serial,
             not_before: req.validity.not_before,

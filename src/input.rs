@@ -273,8 +273,8 @@ mod tests {
 
     #[test]
     fn a_stream_is_cut_at_the_cap() {
-        let err = read_secret_stream(std::io::repeat(b'1'), InputKind::Secret, Path::new("fd:3"))
-            .unwrap_err();
+        let err =
+            read_secret_stream(io::repeat(b'1'), InputKind::Secret, Path::new("fd:3")).unwrap_err();
         assert!(matches!(err, InputError::TooLarge { .. }), "{err}");
     }
 }

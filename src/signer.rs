@@ -192,7 +192,7 @@ pub enum SignatureAlgorithm {
 
 impl SignatureAlgorithm {
     /// Every algorithm, for listings in error messages.
-    pub const ALL: [SignatureAlgorithm; 6] = [
+    pub const ALL: [Self; 6] = [
         Self::EcdsaSha256,
         Self::EcdsaSha384,
         Self::EcdsaSha512,

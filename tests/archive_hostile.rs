@@ -104,20 +104,25 @@ impl Ze {
         let mut h = b"PK\x03\x04".to_vec();
         h.extend_from_slice(&20u16.to_le_bytes());
         h.extend_from_slice(&self.local_flags.unwrap_or(self.flags).to_le_bytes());
-        h.extend_from_slice(&self.local_method.unwrap_or(self.method()).to_le_bytes());
+        h.extend_from_slice(
+            &self
+                .local_method
+                .unwrap_or_else(|| self.method())
+                .to_le_bytes(),
+        );
         h.extend_from_slice(&[0, 0, 0x21, 0x58]); // time, date
         let zero_if = |v: u32| if with_desc { 0 } else { v };
         h.extend_from_slice(
             &self
                 .local_crc
-                .unwrap_or(zero_if(crc(&self.data)))
+                .unwrap_or_else(|| zero_if(crc(&self.data)))
                 .to_le_bytes(),
         );
         h.extend_from_slice(&zero_if(stored.len() as u32).to_le_bytes());
         h.extend_from_slice(
             &self
                 .local_size
-                .unwrap_or(zero_if(self.data.len() as u32))
+                .unwrap_or_else(|| zero_if(self.data.len() as u32))
                 .to_le_bytes(),
         );
         h.extend_from_slice(&(name.len() as u16).to_le_bytes());
@@ -588,7 +593,7 @@ fn tar_cases() -> Vec<Case> {
     );
     add(
         "an entry after the tar end blocks",
-        gz(&[tar(vec![a.clone()]), tar(vec![hidden.clone()])].concat()),
+        gz(&[tar(vec![a.clone()]), tar(vec![hidden])].concat()),
         "data after the tar end-of-archive block",
     );
     add(
@@ -666,7 +671,7 @@ fn tar_cases() -> Vec<Case> {
         gz(&tar(vec![
             tf(b"././@LongLink", b'L', b"a.workflow.json\0"),
             pax(b'x', &[("path", b"a.workflow.json")]),
-            a.clone(),
+            a,
         ])),
         "both a pax header and a GNU long-name header",
     );
@@ -838,7 +843,7 @@ fn the_readers_really_disagree() {
     // (which ignores global headers) keeps the header's name.
     let g = gz(&tar(vec![
         pax(b'g', &[("path", b"renamed.workflow.json")]),
-        a.clone(),
+        a,
     ]));
     std::fs::write(d.join("global.tar.gz"), &g).unwrap();
     assert_eq!(

@@ -106,7 +106,7 @@ fn force_never_replaces_what_is_not_a_regular_file() {
         .status()
         .is_ok_and(|s| s.success())
     {
-        targets.push((dev.clone(), "a character device"));
+        targets.push((dev, "a character device"));
     } else {
         eprintln!(
             "note: mknod needs root; the device-node case is covered by the unit test on /dev/null"

@@ -49,7 +49,7 @@ impl Daemon {
             .unwrap_or_else(|e| {
                 panic!("cannot start {name}: {e}. Run scripts/setup.sh to install it")
             });
-        Daemon {
+        Self {
             name,
             child,
             graceful: false,
@@ -189,7 +189,7 @@ impl Row {
             std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(0o600))
                 .expect("pin mode");
         }
-        Row {
+        Self {
             name,
             dir,
             env: Vec::new(),
@@ -225,7 +225,7 @@ impl Row {
 
     /// Row 1: a SoftHSM2 token.
     fn softhsm() -> Self {
-        let mut row = Row::new("softhsm2", "matrix");
+        let mut row = Self::new("softhsm2", "matrix");
         let conf = row.softhsm_conf();
         row.set("SOFTHSM2_CONF", conf.display().to_string());
         row.set("HSMSIGN_MODULE", softhsm_module());
@@ -242,7 +242,7 @@ impl Row {
 
     /// Row 2: tpm2-pkcs11 on swtpm, through tpm2-abrmd on a private session bus.
     fn tpm2() -> Self {
-        let mut row = Row::new("tpm2-pkcs11", "matrix");
+        let mut row = Self::new("tpm2-pkcs11", "matrix");
         let state = row.path("tpm");
         let store = row.path("tpm2-pkcs11-store");
         std::fs::create_dir(&state).expect("tpm dir");
@@ -414,7 +414,7 @@ impl Row {
             .exists(),
             "the PIV emulator is not built: run scripts/test-yubikey.sh (it builds tools/piv-emulator)"
         );
-        let mut row = Row::new(name, "");
+        let mut row = Self::new(name, "");
         std::fs::write(row.path("pin"), "123456\n").expect("pin");
         std::fs::set_permissions(row.path("pin"), std::fs::Permissions::from_mode(0o600))
             .expect("pin mode");
@@ -557,7 +557,7 @@ impl Row {
 
     /// Row 5: p11-kit's client module, and `p11-kit server` exporting a SoftHSM2 token.
     fn p11kit() -> Self {
-        let mut row = Row::new("p11-kit", "matrix");
+        let mut row = Self::new("p11-kit", "matrix");
         let conf = row.softhsm_conf();
         // The token is made directly on SoftHSM2, then exported.
         let out = row

@@ -29,7 +29,7 @@ pub(crate) struct Cert {
 
 impl Cert {
     /// Parse DER; `which` names the certificate in errors.
-    pub fn parse(der: &[u8], which: &str) -> Result<Self, ArchiveError> {
+    pub(super) fn parse(der: &[u8], which: &str) -> Result<Self, ArchiveError> {
         let bad = |reason: String| ArchiveError::Certificate {
             which: which.to_owned(),
             reason,
@@ -43,7 +43,7 @@ impl Cert {
         let outer = der::asn1::AnyRef::from_der(der).map_err(|e| bad(e.to_string()))?;
         let mut reader = der::SliceReader::new(outer.value()).map_err(|e| bad(e.to_string()))?;
         let tbs: der::asn1::AnyRef<'_> =
-            der::Decode::decode(&mut reader).map_err(|e: der::Error| bad(e.to_string()))?;
+            Decode::decode(&mut reader).map_err(|e: der::Error| bad(e.to_string()))?;
         let tbs = tbs.to_der().map_err(|e| bad(e.to_string()))?;
         let subject = cert.tbs_certificate().subject().to_string();
         let issuer = cert.tbs_certificate().issuer().to_string();
@@ -57,7 +57,7 @@ impl Cert {
     }
 
     /// DER of the SubjectPublicKeyInfo.
-    pub fn spki_der(&self) -> Vec<u8> {
+    pub(super) fn spki_der(&self) -> Vec<u8> {
         self.cert
             .tbs_certificate()
             .subject_public_key_info()
@@ -66,29 +66,29 @@ impl Cert {
     }
 
     /// The certified public key.
-    pub fn public_key(&self) -> Result<PublicKey, String> {
+    pub(super) fn public_key(&self) -> Result<PublicKey, String> {
         PublicKey::from_spki_der(&self.spki_der()).map_err(|e| e.to_string())
     }
 
     /// SHA-256 over the DER certificate, lower-case hex.
-    pub fn fingerprint(&self) -> String {
+    pub(super) fn fingerprint(&self) -> String {
         crate::encoding::hex(&sha2::Sha256::digest(&self.der))
     }
 
     /// Subject and issuer are the same name (compared as DER).
-    pub fn self_issued(&self) -> bool {
+    pub(super) fn self_issued(&self) -> bool {
         let t = self.cert.tbs_certificate();
         t.subject().to_der().ok() == t.issuer().to_der().ok()
     }
 
     /// True if this certificate's subject is `other`'s issuer (compared as DER).
-    pub fn is_issuer_name_of(&self, other: &Cert) -> bool {
+    pub(super) fn is_issuer_name_of(&self, other: &Self) -> bool {
         self.cert.tbs_certificate().subject().to_der().ok()
             == other.cert.tbs_certificate().issuer().to_der().ok()
     }
 
     /// True if both certificates have the same subject (compared as DER).
-    pub fn same_subject(&self, other: &Cert) -> bool {
+    pub(super) fn same_subject(&self, other: &Self) -> bool {
         self.cert.tbs_certificate().subject().to_der().ok()
             == other.cert.tbs_certificate().subject().to_der().ok()
     }
@@ -107,12 +107,12 @@ impl Cert {
 
     /// True if the certificate has a BasicConstraints extension at all (JS7 then treats it
     /// as a CA, whatever the cA flag says).
-    pub fn has_basic_constraints(&self) -> bool {
+    pub(super) fn has_basic_constraints(&self) -> bool {
         self.basic_constraints().is_some()
     }
 
     /// True if BasicConstraints says cA=true.
-    pub fn is_ca(&self) -> bool {
+    pub(super) fn is_ca(&self) -> bool {
         self.basic_constraints().is_some_and(|bc| bc.ca)
     }
 
@@ -130,7 +130,7 @@ impl Cert {
 
     /// `Some(true/false)`: whether keyUsage allows digitalSignature; `None`: no keyUsage
     /// extension (any use allowed, RFC 5280 4.2.1.3).
-    pub fn digital_signature_allowed(&self) -> Option<bool> {
+    pub(super) fn digital_signature_allowed(&self) -> Option<bool> {
         match self.cert.tbs_certificate().get_extension::<KeyUsage>() {
             Ok(Some((_, ku))) => Some(ku.digital_signature()),
             Ok(None) => None,
@@ -139,7 +139,7 @@ impl Cert {
     }
 
     /// The end of the validity period.
-    pub fn not_after(&self) -> SystemTime {
+    pub(super) fn not_after(&self) -> SystemTime {
         self.cert
             .tbs_certificate()
             .validity()
@@ -148,12 +148,12 @@ impl Cert {
     }
 
     /// The end of the validity period, as printed.
-    pub fn not_after_text(&self) -> String {
+    pub(super) fn not_after_text(&self) -> String {
         self.cert.tbs_certificate().validity().not_after.to_string()
     }
 
     /// A sentence if the certificate is outside its validity period at `now`.
-    pub fn validity_problem(&self, now: SystemTime) -> Option<String> {
+    pub(super) fn validity_problem(&self, now: SystemTime) -> Option<String> {
         let v = self.cert.tbs_certificate().validity();
         if now < v.not_before.to_system_time() {
             Some(format!(
@@ -171,7 +171,7 @@ impl Cert {
     }
 
     /// Verify that `issuer`'s key made this certificate's signature.
-    pub fn verify_issued_by(&self, issuer: &Cert) -> Result<(), String> {
+    pub(super) fn verify_issued_by(&self, issuer: &Self) -> Result<(), String> {
         let oid = self.cert.signature_algorithm().oid.to_string();
         let alg = SignatureAlgorithm::from_oid(&oid)
             .ok_or_else(|| format!("unsupported certificate signature algorithm {oid}"))?;
@@ -281,7 +281,7 @@ fn trusted_dir_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, ArchiveError
 }
 
 /// Most files read from a trusted-certificates directory.
-pub const MAX_TRUSTED_FILES: usize = 10_000;
+pub(super) const MAX_TRUSTED_FILES: usize = 10_000;
 
 /// Load a `trusted-x509-keys` directory: every file not starting with `.` must hold exactly
 /// one PEM certificate. Files are taken in name order.

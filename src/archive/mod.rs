@@ -150,7 +150,7 @@ pub enum ArchiveError {
     )]
     RecordedNotWritten {
         /// The cause.
-        source: crate::output::OutputError,
+        source: OutputError,
     },
     /// Entries JOC Cockpit's import would skip or refuse (strict signing).
     #[error(

@@ -1005,7 +1005,7 @@ mod tests {
     fn zip_symlink() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("in.zip");
-        let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+        let mut z = zip::ZipWriter::new(File::create(&p).unwrap());
         z.add_symlink(
             "link.workflow.json",
             "/etc/passwd",

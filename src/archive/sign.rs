@@ -151,7 +151,7 @@ fn write_entries(
     rx: Receiver<Job>,
     written_sigs: &AtomicUsize,
     failure: &Failure,
-) -> Result<Option<(crate::output::AtomicFile, String)>, ArchiveError> {
+) -> Result<Option<(output::AtomicFile, String)>, ArchiveError> {
     for job in rx {
         match job {
             Job::Entry {
@@ -515,7 +515,7 @@ pub fn sign_archive_sessions(
     }
     drop(tx);
     let writer_failed = |what: &str| {
-        ArchiveError::Output(crate::output::OutputError::Io {
+        ArchiveError::Output(output::OutputError::Io {
             path: output.to_path_buf(),
             source: std::io::Error::other(what.to_string()),
         })
@@ -884,10 +884,10 @@ mod tests {
     }
 
     /// A device that answers with signatures of another key, as a faulty token might.
-    struct WrongKey<'a>(&'a crate::signer::soft::SoftKey);
+    struct WrongKey<'a>(&'a signer::soft::SoftKey);
 
-    impl crate::signer::SigningKey for WrongKey<'_> {
-        fn public_key(&self) -> &crate::signer::PublicKey {
+    impl SigningKey for WrongKey<'_> {
+        fn public_key(&self) -> &signer::PublicKey {
             self.0.public_key()
         }
         fn name(&self) -> String {
@@ -898,8 +898,8 @@ mod tests {
             alg: SignatureAlgorithm,
             message: &[u8],
             digest: &[u8],
-        ) -> Result<Vec<u8>, crate::signer::SignError> {
-            crate::signer::soft::SoftKey::p256(99).sign_digest(alg, message, digest)
+        ) -> Result<Vec<u8>, signer::SignError> {
+            signer::soft::SoftKey::p256(99).sign_digest(alg, message, digest)
         }
     }
 
@@ -924,7 +924,7 @@ mod tests {
                 matches!(
                     &err,
                     ArchiveError::Signing {
-                        source: crate::signer::SignError::BadSignature { .. },
+                        source: signer::SignError::BadSignature { .. },
                         ..
                     }
                 ),
@@ -963,7 +963,7 @@ mod tests {
 
     fn workers(seed: u8, n: usize) -> Vec<WorkerSigner<'static>> {
         (0..n)
-            .map(|_| Box::new(crate::signer::soft::SoftKey::p256(seed)) as WorkerSigner<'static>)
+            .map(|_| Box::new(signer::soft::SoftKey::p256(seed)) as WorkerSigner<'static>)
             .collect()
     }
 
@@ -1018,13 +1018,13 @@ mod tests {
     /// The key of `SoftKey::p256(seed)`, failing its `at`-th signature (counted over every
     /// worker sharing `calls`) as a token that went away would.
     struct FailingAt {
-        key: crate::signer::soft::SoftKey,
+        key: signer::soft::SoftKey,
         calls: Arc<AtomicUsize>,
         at: usize,
     }
 
     impl SigningKey for FailingAt {
-        fn public_key(&self) -> &crate::signer::PublicKey {
+        fn public_key(&self) -> &signer::PublicKey {
             self.key.public_key()
         }
         fn name(&self) -> String {
@@ -1035,9 +1035,9 @@ mod tests {
             alg: SignatureAlgorithm,
             message: &[u8],
             digest: &[u8],
-        ) -> Result<Vec<u8>, crate::signer::SignError> {
+        ) -> Result<Vec<u8>, signer::SignError> {
             if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
-                return Err(crate::signer::SignError::Device {
+                return Err(signer::SignError::Device {
                     key: self.name(),
                     reason: "C_Sign returned CKR_DEVICE_ERROR".into(),
                 });
@@ -1058,7 +1058,7 @@ mod tests {
             let failing: Vec<WorkerSigner<'static>> = (0..n)
                 .map(|_| {
                     Box::new(FailingAt {
-                        key: crate::signer::soft::SoftKey::p256(22),
+                        key: signer::soft::SoftKey::p256(22),
                         calls: Arc::clone(&calls),
                         at,
                     }) as WorkerSigner<'static>
@@ -1081,7 +1081,7 @@ mod tests {
             )
             .unwrap_err();
             assert!(
-                matches!(&err, ArchiveError::Signing { entry, source: crate::signer::SignError::Device { .. } } if entry.ends_with(".json")),
+                matches!(&err, ArchiveError::Signing { entry, source: signer::SignError::Device { .. } } if entry.ends_with(".json")),
                 "{err}"
             );
             assert!(err.to_string().contains("CKR_DEVICE_ERROR"), "{err}");
@@ -1228,10 +1228,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(
-                err,
-                ArchiveError::Output(crate::output::OutputError::Exists(_))
-            ),
+            matches!(err, ArchiveError::Output(output::OutputError::Exists(_))),
             "{err}"
         );
         assert_eq!(signed, 0);
@@ -1350,7 +1347,7 @@ public class Check {
         let pem = sk.to_pkcs8_pem(p384::pkcs8::LineEnding::LF).unwrap();
         std::fs::write(w.join("k384.pem"), pem.as_bytes()).unwrap();
         let cert = self_signed(w, "k384.pem", "P384 Signer", SIGNER_EXT, "c384.pem");
-        let key = crate::signer::soft::SoftKey::p384(5);
+        let key = signer::soft::SoftKey::p384(5);
         let inp = input(w, false, &sample_entries());
         let out = w.join("o.tar.gz");
         let s = sign_archive(

@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::signer::soft::SoftKey;
 
 /// Entries of a small JS7 export: (name, content); names ending in '/' are directories.
-pub fn sample_entries() -> Vec<(String, Vec<u8>)> {
+pub(super) fn sample_entries() -> Vec<(String, Vec<u8>)> {
     let e = |n: &str, d: &str| (n.to_owned(), d.as_bytes().to_vec());
     vec![
         e(
@@ -31,7 +31,7 @@ pub fn sample_entries() -> Vec<(String, Vec<u8>)> {
 }
 
 /// Write a ZIP with the zip crate (seekable writer, deflate).
-pub fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
+pub(super) fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
     let file = std::fs::File::create(path).unwrap();
     let mut z = zip::ZipWriter::new(file);
     let opts = zip::write::SimpleFileOptions::default()
@@ -49,7 +49,7 @@ pub fn write_zip(path: &Path, entries: &[(String, Vec<u8>)]) {
 
 /// A tar header for `name` of the given type, with the name bytes written raw (so hostile
 /// names are possible) and the checksum set.
-pub fn raw_tar_header(name: &[u8], kind: tar::EntryType, size: u64) -> tar::Header {
+pub(super) fn raw_tar_header(name: &[u8], kind: tar::EntryType, size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_size(size);
@@ -66,7 +66,7 @@ pub fn raw_tar_header(name: &[u8], kind: tar::EntryType, size: u64) -> tar::Head
 }
 
 /// Write a tar.gz of entries given as raw headers and data.
-pub fn write_tar_gz_raw(path: &Path, entries: &[(tar::Header, Vec<u8>)]) {
+pub(super) fn write_tar_gz_raw(path: &Path, entries: &[(tar::Header, Vec<u8>)]) {
     let file = std::fs::File::create(path).unwrap();
     let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     let mut b = tar::Builder::new(gz);
@@ -77,7 +77,7 @@ pub fn write_tar_gz_raw(path: &Path, entries: &[(tar::Header, Vec<u8>)]) {
 }
 
 /// Write a tar.gz of files and directories (names through the tar crate's own path setter).
-pub fn write_tar_gz(path: &Path, entries: &[(String, Vec<u8>)]) {
+pub(super) fn write_tar_gz(path: &Path, entries: &[(String, Vec<u8>)]) {
     let file = std::fs::File::create(path).unwrap();
     let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     let mut b = tar::Builder::new(gz);
@@ -99,7 +99,7 @@ pub fn write_tar_gz(path: &Path, entries: &[(String, Vec<u8>)]) {
 
 /// All entries of an archive, read with the zip / tar crates directly (not our reader):
 /// (name, is_dir, content).
-pub fn list_with_crates(path: &Path) -> Vec<(String, bool, Vec<u8>)> {
+pub(super) fn list_with_crates(path: &Path) -> Vec<(String, bool, Vec<u8>)> {
     let mut magic = [0u8; 2];
     std::fs::File::open(path)
         .unwrap()
@@ -130,7 +130,7 @@ pub fn list_with_crates(path: &Path) -> Vec<(String, bool, Vec<u8>)> {
 }
 
 /// Run openssl in `dir`, asserting success; returns stdout.
-pub fn openssl(dir: &Path, args: &[&str]) -> String {
+pub(super) fn openssl(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -145,7 +145,7 @@ pub fn openssl(dir: &Path, args: &[&str]) -> String {
 }
 
 /// The SoftKey's private key as a PKCS#8 PEM file, so that openssl can make its certificates.
-pub fn soft_key_pem(dir: &Path, seed: u8, file: &str) -> PathBuf {
+pub(super) fn soft_key_pem(dir: &Path, seed: u8, file: &str) -> PathBuf {
     use p256::pkcs8::EncodePrivateKey;
     let sk = p256::SecretKey::from_slice(&[seed.max(1); 32]).unwrap();
     let pem = sk.to_pkcs8_pem(p256::pkcs8::LineEnding::LF).unwrap();
@@ -155,7 +155,7 @@ pub fn soft_key_pem(dir: &Path, seed: u8, file: &str) -> PathBuf {
 }
 
 /// A self-signed certificate for the key in `key_file` with the given extensions.
-pub fn self_signed(dir: &Path, key_file: &str, cn: &str, ext: &str, out: &str) -> Vec<u8> {
+pub(super) fn self_signed(dir: &Path, key_file: &str, cn: &str, ext: &str, out: &str) -> Vec<u8> {
     let cnf = format!(
         "[req]\ndistinguished_name = dn\nx509_extensions = ext\nprompt = no\n[dn]\nCN = {cn}\n[ext]\n{ext}\n"
     );
@@ -172,7 +172,14 @@ pub fn self_signed(dir: &Path, key_file: &str, cn: &str, ext: &str, out: &str) -
 }
 
 /// A certificate for the key in `key_file`, issued by `ca` (file stem: `ca.pem`, `ca.key`).
-pub fn issued(dir: &Path, key_file: &str, cn: &str, ext: &str, ca: &str, out: &str) -> Vec<u8> {
+pub(super) fn issued(
+    dir: &Path,
+    key_file: &str,
+    cn: &str,
+    ext: &str,
+    ca: &str,
+    out: &str,
+) -> Vec<u8> {
     let csr = format!("{out}.csr");
     openssl(
         dir,
@@ -214,7 +221,7 @@ pub fn issued(dir: &Path, key_file: &str, cn: &str, ext: &str, ca: &str, out: &s
 }
 
 /// A fresh P-256 key made by openssl.
-pub fn new_key(dir: &Path, file: &str) {
+pub(super) fn new_key(dir: &Path, file: &str) {
     openssl(
         dir,
         &[
@@ -236,13 +243,14 @@ fn pem_to_der(dir: &Path, pem: &str) -> Vec<u8> {
 }
 
 /// Extensions of a CA certificate.
-pub const CA_EXT: &str =
+pub(super) const CA_EXT: &str =
     "basicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n";
 /// Extensions of a signing certificate.
-pub const SIGNER_EXT: &str = "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n";
+pub(super) const SIGNER_EXT: &str =
+    "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n";
 
 /// A small PKI: root CA -> intermediate CA -> signing certificate for `SoftKey::p256(seed)`.
-pub struct Pki {
+pub(super) struct Pki {
     /// Where the files are.
     pub dir: tempfile::TempDir,
     /// Root CA certificate (DER).
@@ -259,7 +267,7 @@ pub struct Pki {
 
 impl Pki {
     /// Make the PKI for `SoftKey::p256(seed)`.
-    pub fn new(seed: u8) -> Self {
+    pub(super) fn new(seed: u8) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         new_key(d, "root.key");
@@ -298,7 +306,7 @@ impl Pki {
 /// (`YYMMDDHHMMSSZ`), issued by `ca` (file stem), or self-signed when `ca` is `None`: made with
 /// `openssl ca`, which takes explicit dates (so expired certificates can be tested).
 #[allow(clippy::too_many_arguments)] // a test helper mirroring openssl's own options
-pub fn dated(
+pub(super) fn dated(
     dir: &Path,
     key_file: &str,
     cn: &str,

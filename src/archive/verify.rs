@@ -30,7 +30,7 @@ use crate::signer::{HashAlgorithm, PublicKey, SignatureAlgorithm};
 const MAX_SIG_LEN: usize = 16 << 10;
 
 /// The other name JOC accepts for a signature entry: the object's name plus `.pem`.
-pub const PEM_SIG_SUFFIX: &str = ".pem";
+pub(super) const PEM_SIG_SUFFIX: &str = ".pem";
 
 /// Base64 as Java's MIME decoder takes it: line breaks allowed, padding optional.
 const MIME_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
@@ -420,7 +420,7 @@ pub fn judge(
             };
             if let Some(p) = signer.validity_problem(now) {
                 if policy.checks_expiry() && !signer.self_issued() {
-                    fails_all.get_or_insert(format!(
+                    fails_all.get_or_insert_with(|| format!(
                         "signer {p}; {} checks the signer certificate with each object (JS-2219)",
                         policy.describe()
                     ));

@@ -51,7 +51,11 @@ pub(crate) struct ArchiveWriter {
 
 impl ArchiveWriter {
     /// Start writing `path` (it appears only on [`ArchiveWriter::finish`]).
-    pub fn create(path: &Path, force: bool, format: ArchiveFormat) -> Result<Self, ArchiveError> {
+    pub(super) fn create(
+        path: &Path,
+        force: bool,
+        format: ArchiveFormat,
+    ) -> Result<Self, ArchiveError> {
         let file = AtomicFile::create(path, force)?;
         let sink = HashingWriter {
             inner: BufWriter::with_capacity(256 << 10, file),
@@ -82,12 +86,12 @@ impl ArchiveWriter {
     }
 
     /// Copy an input entry (its name, kind, metadata and the given content).
-    pub fn add(&mut self, entry: &Entry, data: &[u8]) -> Result<(), ArchiveError> {
+    pub(super) fn add(&mut self, entry: &Entry, data: &[u8]) -> Result<(), ArchiveError> {
         self.add_named(entry, &entry.name, data, None)
     }
 
     /// Add the signature `sig_name` for the object `object`, with the object's metadata.
-    pub fn add_signature(
+    pub(super) fn add_signature(
         &mut self,
         object: &Entry,
         sig_name: &str,
@@ -145,7 +149,7 @@ impl ArchiveWriter {
 
     /// Finish the archive and flush it to disk under its temporary name; return the file (to
     /// be moved into place with [`AtomicFile::commit`]) and its SHA-256 (lower-case hex).
-    pub fn finish(self) -> Result<(AtomicFile, String), ArchiveError> {
+    pub(super) fn finish(self) -> Result<(AtomicFile, String), ArchiveError> {
         let err = |e: String| {
             ArchiveError::Output(OutputError::Io {
                 path: self.path.clone(),

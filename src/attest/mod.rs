@@ -648,7 +648,7 @@ impl Cert {
         })
     }
 
-    fn built_in(b: &BuiltInCert) -> Result<Cert, AttestError> {
+    fn built_in(b: &BuiltInCert) -> Result<Self, AttestError> {
         let broken = |reason: String| AttestError::BuiltIn {
             file: b.file,
             reason,
@@ -663,7 +663,7 @@ impl Cert {
                 b.sha256
             )));
         }
-        Cert::parse(&der, b.file).map_err(|e| broken(e.to_string()))
+        Self::parse(&der, b.file).map_err(|e| broken(e.to_string()))
     }
 
     fn tbs(&self) -> &x509_cert::TbsCertificate {
@@ -698,7 +698,7 @@ impl Cert {
     }
 
     /// Check that `issuer`'s key made this certificate's signature.
-    fn signed_by(&self, issuer: &Cert) -> Result<(), SigProblem> {
+    fn signed_by(&self, issuer: &Self) -> Result<(), SigProblem> {
         let outer = self.cert.signature_algorithm();
         if outer != self.tbs().signature() {
             return Err(SigProblem::Invalid);

@@ -606,7 +606,7 @@ fn attributes(list: Vec<Attribute>) -> Result<Attributes, BundleError> {
     Ok(set)
 }
 
-fn any<T: der::EncodeValue + der::Tagged>(value: &T) -> Result<Any, BundleError> {
+fn any<T: der::EncodeValue + Tagged>(value: &T) -> Result<Any, BundleError> {
     Any::encode_from(value).map_err(BundleError::Encode)
 }
 

@@ -17,7 +17,7 @@ use super::{CmdResult, Ctx, Failure, read_certificate};
 
 /// Archive commands.
 #[derive(Subcommand, Debug)]
-pub enum ArchiveCmd {
+pub(crate) enum ArchiveCmd {
     /// Sign every workflow and job resource of a JS7 export with an operator's token key.
     Sign {
         /// The operator's signing key.
@@ -153,7 +153,7 @@ fn sha256_bytes(hex: &str) -> [u8; 32] {
     out
 }
 
-pub fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
+pub(super) fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
     match cmd {
         ArchiveCmd::Sign {
             key,

@@ -13,7 +13,7 @@ use super::{CmdResult, Ctx, Failure};
 
 /// Attestation commands.
 #[derive(Subcommand, Debug)]
-pub enum AttestCmd {
+pub(crate) enum AttestCmd {
     /// Verify a slot attestation certificate and its device (slot f9) certificate against
     /// Yubico's roots built into hsmsign.
     Verify {
@@ -35,7 +35,7 @@ fn read(path: &Path) -> Result<Vec<u8>, Failure> {
 }
 
 /// A public key from a PEM `PUBLIC KEY` block or DER.
-pub fn read_public_key(path: &Path) -> Result<PublicKey, Failure> {
+pub(super) fn read_public_key(path: &Path) -> Result<PublicKey, Failure> {
     let bytes = read(path)?;
     let der = match std::str::from_utf8(&bytes) {
         Ok(text) if text.contains("-----BEGIN") => {
@@ -54,7 +54,7 @@ pub fn read_public_key(path: &Path) -> Result<PublicKey, Failure> {
     Ok(PublicKey::from_spki_der(&der).with_context(|| format!("public key {}", path.display()))?)
 }
 
-pub fn run(ctx: &Ctx, cmd: AttestCmd) -> CmdResult {
+pub(super) fn run(ctx: &Ctx, cmd: AttestCmd) -> CmdResult {
     match cmd {
         AttestCmd::Verify {
             attestation,

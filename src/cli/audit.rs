@@ -8,7 +8,7 @@ use super::{CmdResult, Ctx, Failure};
 
 /// Audit commands.
 #[derive(Subcommand, Debug)]
-pub enum AuditCmd {
+pub(crate) enum AuditCmd {
     /// List the audit records.
     Show {
         /// Only records with this sequence number or later.
@@ -47,7 +47,7 @@ fn parse_head(s: &str) -> Result<AuditHead, Failure> {
     })
 }
 
-pub fn run(ctx: &Ctx, cmd: AuditCmd) -> CmdResult {
+pub(super) fn run(ctx: &Ctx, cmd: AuditCmd) -> CmdResult {
     let store = ctx.require_store()?;
     match cmd {
         AuditCmd::Show { since } => {

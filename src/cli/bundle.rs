@@ -13,7 +13,7 @@ use super::{CmdResult, Ctx, Failure, prompt, read_certificate};
 
 /// Bundle commands.
 #[derive(Subcommand, Debug)]
-pub enum BundleCmd {
+pub(crate) enum BundleCmd {
     /// The CA bundle of one or more CAs: PEM, or a PKCS#12 truststore the JVM loads
     /// (JS7's https-truststore.p12).
     Truststore {
@@ -70,7 +70,7 @@ pub enum BundleCmd {
 
 /// A JS7 instance kind.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum Role {
+pub(crate) enum Role {
     /// A Controller.
     Controller,
     /// An Agent.
@@ -131,7 +131,7 @@ fn read_secret(ctx: &Ctx, source: Option<&str>, what: &str) -> Result<SecretStri
 
 /// `cert issue --generate-key`: the bundle password first (so a missing one stops before
 /// anything happens), then the key, made by the library.
-pub fn instance_key(
+pub(super) fn instance_key(
     ctx: &Ctx,
     password_source: Option<&str>,
 ) -> Result<bundle::InstanceKey, Failure> {
@@ -139,7 +139,7 @@ pub fn instance_key(
     Ok(bundle::InstanceKey::generate(password)?)
 }
 
-pub fn run(ctx: &Ctx, cmd: BundleCmd) -> CmdResult {
+pub(super) fn run(ctx: &Ctx, cmd: BundleCmd) -> CmdResult {
     match cmd {
         BundleCmd::Truststore {
             cas,

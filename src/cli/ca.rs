@@ -18,7 +18,7 @@ use super::{CmdResult, Ctx, Failure};
 
 /// CA commands.
 #[derive(Subcommand, Debug)]
-pub enum CaCmd {
+pub(crate) enum CaCmd {
     /// Make a self-signed root CA for a key already on the token.
     Init {
         /// A name for the CA (used as --ca / --issuer later).
@@ -140,7 +140,7 @@ pub enum CaCmd {
 
 /// CRL commands.
 #[derive(Subcommand, Debug)]
-pub enum CrlCmd {
+pub(crate) enum CrlCmd {
     /// Sign a CRL of everything the CA revoked.
     Generate {
         /// The CA.
@@ -299,7 +299,7 @@ fn prepare_new_ca(
     Ok((subject, validity, store, out_file))
 }
 
-pub fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
+pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
     match cmd {
         CaCmd::Init {
             name,
@@ -683,7 +683,7 @@ fn finish_ca(
     Ok(())
 }
 
-pub fn run_crl(ctx: &Ctx, cmd: CrlCmd) -> CmdResult {
+pub(super) fn run_crl(ctx: &Ctx, cmd: CrlCmd) -> CmdResult {
     match cmd {
         CrlCmd::Generate {
             ca: name,

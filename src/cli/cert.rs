@@ -18,7 +18,7 @@ use super::{CmdResult, Ctx, Failure};
 /// Where the certified key comes from: exactly one.
 #[derive(Args, Debug)]
 #[group(required = true, multiple = false)]
-pub struct KeySource {
+pub(crate) struct KeySource {
     /// A CSR made on the instance (PEM or DER): preferred, the key never leaves the instance.
     #[arg(long, value_name = "FILE")]
     csr: Option<PathBuf>,
@@ -33,7 +33,7 @@ pub struct KeySource {
 /// Certificate commands.
 #[derive(Subcommand, Debug)]
 #[allow(clippy::large_enum_variant)] // parsed once per run; boxing would only obscure clap's derive
-pub enum CertCmd {
+pub(crate) enum CertCmd {
     /// Issue a certificate for JOC Cockpit, a Controller, an Agent, or an operator.
     Issue {
         /// The issuing CA.
@@ -151,7 +151,7 @@ fn parse_serial(s: &str) -> Result<Serial, Failure> {
     })
 }
 
-pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
+pub(super) fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
     match cmd {
         CertCmd::Issue {
             ca: ca_name,
@@ -272,7 +272,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                     public_key: csr
                         .as_ref()
                         .map(|c| c.public_key())
-                        .or(generated.as_ref().map(|g| g.public_key())),
+                        .or_else(|| generated.as_ref().map(|g| g.public_key())),
                     profile,
                     sans: &sans,
                     validity,
@@ -404,7 +404,7 @@ pub fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                     "\n  For JS7: put the certificate of CA {ca_name:?} (its direct issuer; the root alone is not enough, JS7 builds no chains) into config/private/trusted-x509-keys/ of every Controller and Agent that must accept this operator's signatures:\n    hsmsign bundle trusted-keys --ca {ca_name} --out DIR\n  and store this certificate in the operator's JOC Cockpit profile (JOC then sends it with each object)."
                 ));
                 doc["js7"] = json!({
-                    "trusted_x509_keys": [ca_name.clone()],
+                    "trusted_x509_keys": [ca_name],
                     "joc_profile_certificate": rec.serial.to_string(),
                 });
             }

@@ -19,7 +19,7 @@ const WORD: &str = "__generate-docs";
 
 /// `Some(result)` when the command line is `hsmsign __generate-docs DIR`, else `None` (the
 /// arguments are then parsed as usual).
-pub fn from_args(mut args: impl Iterator<Item = OsString>) -> Option<CmdResult> {
+pub(crate) fn from_args(mut args: impl Iterator<Item = OsString>) -> Option<CmdResult> {
     let _program = args.next();
     if args.next()? != WORD {
         return None;
@@ -34,7 +34,7 @@ pub fn from_args(mut args: impl Iterator<Item = OsString>) -> Option<CmdResult> 
 
 /// Write `DIR/man/hsmsign*.1` (one page per command and subcommand) and
 /// `DIR/completions/{hsmsign.bash,_hsmsign,hsmsign.fish}`.
-pub fn generate(dir: &Path) -> CmdResult {
+pub(crate) fn generate(dir: &Path) -> CmdResult {
     let man = dir.join("man");
     let completions = dir.join("completions");
     for d in [&man, &completions] {

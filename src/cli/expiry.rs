@@ -10,7 +10,7 @@ use super::{CmdResult, Ctx, Failure};
 
 /// `hsmsign expiry` options.
 #[derive(Args, Debug)]
-pub struct ExpiryArgs {
+pub(crate) struct ExpiryArgs {
     /// The window: anything ending within it (or already expired) is reported and makes the exit
     /// status 4. Days: 90d, 30 or 12w.
     #[arg(long, value_name = "DAYS", default_value = "90d", value_parser = expiry::parse_window)]
@@ -21,7 +21,7 @@ pub struct ExpiryArgs {
     pub all: bool,
 }
 
-pub fn run(ctx: &Ctx, args: ExpiryArgs) -> CmdResult {
+pub(super) fn run(ctx: &Ctx, args: ExpiryArgs) -> CmdResult {
     let store = ctx.require_store()?;
     let now = OffsetDateTime::now_utc();
     let items = expiry::report(&store, now)?;

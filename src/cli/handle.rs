@@ -18,7 +18,7 @@ use super::{Ctx, Failure};
 
 /// An opened key.
 #[allow(clippy::large_enum_variant)] // one or two per run; boxing would gain nothing
-pub enum KeyHandle {
+pub(crate) enum KeyHandle {
     /// A key on a PKCS#11 token.
     Token {
         /// The module (shared with other handles of this run: one C_Initialize per process).
@@ -46,7 +46,7 @@ fn touch_notice() {
 
 impl Ctx {
     /// Check the spelling of a key name (`pkcs11:` URI or `yubikey:` slot) before anything else.
-    pub fn check_key_name(&self, key: &str) -> Result<(), Failure> {
+    pub(crate) fn check_key_name(&self, key: &str) -> Result<(), Failure> {
         #[cfg(feature = "yubikey")]
         if PivUri::is_piv(key) {
             PivUri::parse(key)?;
@@ -57,7 +57,7 @@ impl Ctx {
 
     /// Open a second key in the same run: on the same YubiKey through the open device, on a
     /// PKCS#11 token through the same module (no second PIN when the token is logged in).
-    pub fn open_other(
+    pub(crate) fn open_other(
         &self,
         first: &KeyHandle,
         key: &str,
@@ -71,7 +71,7 @@ impl Ctx {
 
     /// Open the key named `key` and log in once. PKCS#11 keys reuse `module` when given (one
     /// module per process).
-    pub fn open_key(
+    pub(crate) fn open_key(
         &self,
         key: &str,
         store: Option<&Store>,
@@ -128,7 +128,7 @@ impl Ctx {
 impl KeyHandle {
     /// Another key on the same device, for a YubiKey that is open already (a PC/SC card is
     /// opened once); `None` for PKCS#11 keys, which open a session of their own.
-    pub fn sibling(&self, key: &str) -> Result<Option<KeyHandle>, Failure> {
+    pub(crate) fn sibling(&self, key: &str) -> Result<Option<Self>, Failure> {
         let _ = key; // used by the YubiKey arm only
         match self {
             Self::Token { .. } => Ok(None),
@@ -146,7 +146,7 @@ impl KeyHandle {
     }
 
     /// The key, ready to sign.
-    pub fn signing_key(&self) -> Result<Box<dyn SigningKey + '_>, Failure> {
+    pub(crate) fn signing_key(&self) -> Result<Box<dyn SigningKey + '_>, Failure> {
         match self {
             Self::Token { session, uri, .. } => Ok(Box::new(session.signing_key(uri)?)),
             #[cfg(feature = "yubikey")]
@@ -160,7 +160,7 @@ impl KeyHandle {
     /// another login or key search. A YubiKey used natively is one device: one session. The
     /// notices say when fewer sessions are used than asked for.
     #[allow(clippy::type_complexity)] // the key, its workers, and the notices
-    pub fn signing_key_with_workers(
+    pub(crate) fn signing_key_with_workers(
         &self,
         sessions: Option<usize>,
     ) -> Result<
@@ -202,7 +202,7 @@ impl KeyHandle {
     }
 
     /// The public key, without preparing to sign.
-    pub fn public_key(&self) -> Result<PublicKey, Failure> {
+    pub(crate) fn public_key(&self) -> Result<PublicKey, Failure> {
         match self {
             Self::Token { session, uri, .. } => Ok(session.find_key(uri)?.public),
             #[cfg(feature = "yubikey")]
@@ -211,7 +211,7 @@ impl KeyHandle {
     }
 
     /// The canonical name of the key.
-    pub fn key_name(&self) -> Result<String, Failure> {
+    pub(crate) fn key_name(&self) -> Result<String, Failure> {
         match self {
             Self::Token { session, uri, .. } => {
                 let k = session.find_key(uri)?;
@@ -227,7 +227,7 @@ impl KeyHandle {
     }
 
     /// Who holds the key, for the audit log: a token label or a YubiKey serial.
-    pub fn holder(&self) -> String {
+    pub(crate) fn holder(&self) -> String {
         match self {
             Self::Token { session, .. } => session.token().label.clone(),
             #[cfg(feature = "yubikey")]
@@ -247,7 +247,7 @@ impl KeyHandle {
     }
 
     /// The module, for opening more PKCS#11 keys in this run.
-    pub fn module(&self) -> Option<&Rc<Module>> {
+    pub(crate) fn module(&self) -> Option<&Rc<Module>> {
         match self {
             Self::Token { module, .. } => Some(module),
             #[cfg(feature = "yubikey")]
@@ -257,7 +257,7 @@ impl KeyHandle {
 
     /// Random bytes: the token's RNG, or the operating system's for a YubiKey (whose PIV
     /// application offers none) or a token whose RNG fails (said once).
-    pub fn random(&self, ctx: &Ctx, n: usize) -> Result<Vec<u8>, TokenError> {
+    pub(crate) fn random(&self, ctx: &Ctx, n: usize) -> Result<Vec<u8>, TokenError> {
         match self {
             Self::Token { session, .. } => {
                 let bytes = session.random(n)?;
@@ -280,7 +280,7 @@ impl KeyHandle {
 
     /// The key's provenance verdict, and the attestation (slot certificate, f9 certificate) when
     /// the device gives one that verifies.
-    pub fn provenance(&self) -> Result<(String, Option<Vec<u8>>), Failure> {
+    pub(crate) fn provenance(&self) -> Result<(String, Option<Vec<u8>>), Failure> {
         match self {
             Self::Token { session, uri, .. } => Ok((session.inspect(uri)?.verdict, None)),
             #[cfg(feature = "yubikey")]
@@ -316,7 +316,7 @@ impl KeyHandle {
     /// PIV cards keep a certificate in every used slot, and some PIV modules (OpenSC) show a
     /// slot's key only when that certificate is there; it is left in place (and the CA
     /// certificate then lives in the state database, as [`Self::store_certificate`] says).
-    pub fn refuse_existing_certificate(&self) -> Result<(), Failure> {
+    pub(crate) fn refuse_existing_certificate(&self) -> Result<(), Failure> {
         if let Self::Token { session, uri, .. } = self {
             let k = session.find_key(uri)?;
             if session
@@ -334,7 +334,7 @@ impl KeyHandle {
 
     /// Store a CA certificate next to its key, when the device keeps certificates for hsmsign
     /// (PKCS#11 tokens; a YubiKey slot's certificate object is left to the officer's tools).
-    pub fn store_certificate(&self, ctx: &Ctx, der: &[u8]) {
+    pub(crate) fn store_certificate(&self, ctx: &Ctx, der: &[u8]) {
         if let Self::Token { session, uri, .. } = self {
             let existing = session
                 .find_key(uri)
@@ -368,7 +368,7 @@ impl KeyHandle {
 
     /// Close: log out and, for the last user of the module, finalize it (PKCS#11); or release
     /// the YubiKey.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         if let Self::Token {
             module, session, ..
         } = self

@@ -12,7 +12,7 @@ use super::{CmdResult, Ctx, Failure};
 
 /// Key commands.
 #[derive(Subcommand, Debug)]
-pub enum KeyCmd {
+pub(crate) enum KeyCmd {
     /// Generate a key pair that can never leave the token.
     Generate {
         /// The new key: pkcs11: token attributes plus object=LABEL (id= optional, else random),
@@ -106,7 +106,7 @@ fn write_public(
     Ok(())
 }
 
-pub fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
+pub(super) fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
     match cmd {
         KeyCmd::Generate {
             key,

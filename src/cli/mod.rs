@@ -10,7 +10,7 @@ mod audit;
 mod bundle;
 mod ca;
 mod cert;
-pub mod docs;
+pub(crate) mod docs;
 mod expiry;
 mod handle;
 mod key;
@@ -38,7 +38,7 @@ use secrecy::SecretString;
     max_term_width = 100,
     disable_version_flag = true
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Print the version, the git commit, the enabled features and the PKCS#11 API version
     /// (with --json: as one JSON document), and exit.
     #[arg(short = 'V', long)]
@@ -69,7 +69,7 @@ pub struct Cli {
 
 /// Command groups.
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// PKCS#11 tokens: list, initialise test tokens.
     #[command(subcommand)]
     Token(token::TokenCmd),
@@ -104,7 +104,7 @@ pub enum Command {
 }
 
 /// A failure, with the exit status it maps to.
-pub enum Failure {
+pub(crate) enum Failure {
     /// Exit 1: an operation failed.
     Failed(anyhow::Error),
     /// Exit 2: the arguments were wrong.
@@ -117,15 +117,15 @@ pub enum Failure {
 
 impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Self {
-        Failure::Failed(e.into())
+        Self::Failed(e.into())
     }
 }
 
 /// The result of a command.
-pub type CmdResult = Result<(), Failure>;
+pub(crate) type CmdResult = Result<(), Failure>;
 
 /// Shared state of one run.
-pub struct Ctx {
+pub(crate) struct Ctx {
     /// The global options.
     pub module: Option<PathBuf>,
     /// `--state`.
@@ -142,7 +142,7 @@ pub struct Ctx {
 
 impl Ctx {
     /// Print the result: human text, or JSON with the human text on stderr.
-    pub fn emit(&self, human: impl Display, json: serde_json::Value) {
+    pub(crate) fn emit(&self, human: impl Display, json: serde_json::Value) {
         if self.json {
             let text = human.to_string();
             if !text.is_empty() {
@@ -158,13 +158,13 @@ impl Ctx {
     }
 
     /// A warning for the operator (stderr, always).
-    pub fn warn(&self, text: impl Display) {
+    pub(crate) fn warn(&self, text: impl Display) {
         eprintln!("warning: {text}");
     }
 
     /// The state store, when `--state` / `HSMSIGN_STATE` is given. A state directory or
     /// database that others may read is warned about (refused with `--strict-permissions`).
-    pub fn store(&self) -> Result<Option<Store>, Failure> {
+    pub(crate) fn store(&self) -> Result<Option<Store>, Failure> {
         let Some(dir) = &self.state else {
             return Ok(None);
         };
@@ -186,7 +186,7 @@ impl Ctx {
     }
 
     /// Warn about (or, with `--strict-permissions`, refuse) a PIN file others may read.
-    pub fn check_pin_source(&self, source: PinSource) -> Result<PinSource, Failure> {
+    pub(crate) fn check_pin_source(&self, source: PinSource) -> Result<PinSource, Failure> {
         if let Some(loose) = source.loose_permissions() {
             if self.strict_permissions {
                 return Err(Failure::Failed(TokenError::from(loose).into()));
@@ -199,7 +199,7 @@ impl Ctx {
     }
 
     /// The state store, required.
-    pub fn require_store(&self) -> Result<Store, Failure> {
+    pub(crate) fn require_store(&self) -> Result<Store, Failure> {
         self.store()?.ok_or_else(|| {
             Failure::Usage(
                 "this command needs the CA state directory: pass --state DIR or set HSMSIGN_STATE"
@@ -209,7 +209,7 @@ impl Ctx {
     }
 
     /// Who is acting: the OS user, and the token when one is used.
-    pub fn operator(&self, token: Option<&str>) -> Operator {
+    pub(crate) fn operator(&self, token: Option<&str>) -> Operator {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| {
@@ -232,7 +232,7 @@ impl Ctx {
     /// Log in, and record a failed login in the audit log whenever there is a state directory:
     /// `store` if the command has it open, else the one `--state` names (opened only then, so a
     /// read-only command that logs in fine leaves the state alone).
-    pub fn login_audited(
+    pub(crate) fn login_audited(
         &self,
         module: &Module,
         uri: &Pkcs11Uri,
@@ -276,7 +276,7 @@ impl Ctx {
     }
 
     /// Parse a key or token URI given on the command line.
-    pub fn uri(&self, s: &str) -> Result<Pkcs11Uri, Failure> {
+    pub(crate) fn uri(&self, s: &str) -> Result<Pkcs11Uri, Failure> {
         let uri = Pkcs11Uri::parse(s).map_err(TokenError::from)?;
         if uri.pin_value.is_some() && !self.allow_pin_value {
             return Err(Failure::Failed(
@@ -287,14 +287,14 @@ impl Ctx {
     }
 
     /// Load the module for `uri`.
-    pub fn module(&self, uri: Option<&Pkcs11Uri>) -> Result<Module, Failure> {
+    pub(crate) fn module(&self, uri: Option<&Pkcs11Uri>) -> Result<Module, Failure> {
         let path = hsmsign::token::resolve_module(self.module.as_deref(), uri)?;
         Ok(Module::load(&path)?)
     }
 
     /// The user PIN source for `uri`: `--pin-source`, else the URI's `pin-source`, else its
     /// `pin-value` (with `--allow-pin-value`), else the terminal.
-    pub fn pin_source(&self, uri: &Pkcs11Uri) -> Result<PinSource, Failure> {
+    pub(crate) fn pin_source(&self, uri: &Pkcs11Uri) -> Result<PinSource, Failure> {
         if let Some(s) = &self.pin_source {
             return self.check_pin_source(PinSource::parse(s).map_err(TokenError::from)?);
         }
@@ -309,7 +309,7 @@ impl Ctx {
 
     /// Open the token named by `uri` and log in once; a failed login is audited (see
     /// [`Ctx::login_audited`]).
-    pub fn login(&self, module: &Module, uri: &Pkcs11Uri) -> Result<TokenSession, Failure> {
+    pub(crate) fn login(&self, module: &Module, uri: &Pkcs11Uri) -> Result<TokenSession, Failure> {
         self.login_audited(module, uri, None)
     }
 
@@ -331,7 +331,7 @@ impl Ctx {
 }
 
 /// Fill a reserved output file and move it into place.
-pub fn write_reserved(
+pub(crate) fn write_reserved(
     mut file: hsmsign::output::AtomicFile,
     data: &[u8],
 ) -> Result<(), hsmsign::output::OutputError> {
@@ -344,7 +344,7 @@ pub fn write_reserved(
 
 /// A file written after its record was committed: on failure, say what is already recorded
 /// (the serial, the audit record) and how to get the file again, so nothing is silently lost.
-pub fn after_record(
+pub(crate) fn after_record(
     result: Result<(), hsmsign::output::OutputError>,
     recorded: &str,
     again: &str,
@@ -353,7 +353,7 @@ pub fn after_record(
 }
 
 /// Ask on the terminal without echo. Fails (never hangs) without a terminal.
-pub fn prompt(what: &str) -> Result<SecretString, PinError> {
+pub(crate) fn prompt(what: &str) -> Result<SecretString, PinError> {
     if std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -372,7 +372,7 @@ pub fn prompt(what: &str) -> Result<SecretString, PinError> {
 }
 
 /// Read one certificate from a PEM or DER file.
-pub fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+pub(crate) fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
     let bytes = hsmsign::input::read(path, hsmsign::input::InputKind::Certificate)?;
     let der = match std::str::from_utf8(&bytes) {
         Ok(text) if text.contains("-----BEGIN") => {
@@ -396,7 +396,7 @@ pub fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
 }
 
 /// Run a parsed command line.
-pub fn run(cli: Cli) -> CmdResult {
+pub(crate) fn run(cli: Cli) -> CmdResult {
     let ctx = Ctx {
         module: cli.module,
         state: cli.state,

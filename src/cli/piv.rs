@@ -14,7 +14,7 @@ use super::{CmdResult, Ctx, Failure, prompt};
 
 /// Options of `key generate` that only YubiKeys have.
 #[derive(clap::Args, Debug, Default)]
-pub struct PivGenerateArgs {
+pub(crate) struct PivGenerateArgs {
     /// YubiKey PIN policy: once (default) or always.
     #[arg(long, value_name = "POLICY")]
     pub pin_policy: Option<String>,
@@ -75,7 +75,7 @@ fn management_key(ctx: &Ctx, args: &PivGenerateArgs) -> Result<ManagementKey, Fa
 }
 
 /// `key generate --key yubikey:slot=..`.
-pub fn generate(
+pub(super) fn generate(
     ctx: &Ctx,
     key: &str,
     algorithm: KeyAlgorithm,
@@ -128,7 +128,7 @@ pub fn generate(
 }
 
 /// `key inspect` / `key public` / `key attest` on a YubiKey slot.
-pub fn inspect(ctx: &Ctx, key: &str) -> CmdResult {
+pub(super) fn inspect(ctx: &Ctx, key: &str) -> CmdResult {
     let handle = ctx.open_key(key, None, None)?;
     let public = handle.public_key()?;
     let (verdict, _) = handle.provenance()?;
@@ -146,7 +146,7 @@ pub fn inspect(ctx: &Ctx, key: &str) -> CmdResult {
 }
 
 /// `key attest --key yubikey:slot=.. [--out FILE]`: the attestation, verified to Yubico's roots.
-pub fn attest(ctx: &Ctx, key: &str, out: Option<PathBuf>, force: bool) -> CmdResult {
+pub(super) fn attest(ctx: &Ctx, key: &str, out: Option<PathBuf>, force: bool) -> CmdResult {
     let uri = PivUri::parse(key)?;
     if let Some(o) = &out {
         hsmsign::output::check_new(o, force)?;

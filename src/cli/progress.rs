@@ -21,7 +21,7 @@ const TOUCH_TEXT: &str = "(touch the YubiKey when it blinks: each signature may 
 
 /// A progress bar for one batch; it appears at the first update and is cleared when dropped
 /// before the batch completed (an error message then starts on a clean line).
-pub struct Progress {
+pub(super) struct Progress {
     what: &'static str,
     enabled: bool,
     bar: Option<ProgressBar>,
@@ -29,7 +29,7 @@ pub struct Progress {
 
 impl Progress {
     /// A bar for `what` (e.g. "objects signed").
-    pub fn new(what: &'static str, json: bool) -> Self {
+    pub(super) fn new(what: &'static str, json: bool) -> Self {
         Self {
             what,
             enabled: !json && std::io::stderr().is_terminal(),
@@ -38,7 +38,7 @@ impl Progress {
     }
 
     /// Report `done` of `total`.
-    pub fn update(&mut self, done: usize, total: usize) {
+    pub(super) fn update(&mut self, done: usize, total: usize) {
         if !self.enabled {
             return;
         }
@@ -102,7 +102,7 @@ fn style(what: &str) -> ProgressStyle {
 #[cfg_attr(not(feature = "yubikey"), allow(dead_code))]
 /// Tell the operator (on a terminal) to touch the YubiKey. Shown once per run, above the bar
 /// when one runs; the bar then also carries a short reminder.
-pub fn touch_prompt() {
+pub(super) fn touch_prompt() {
     if !std::io::stderr().is_terminal() {
         return;
     }

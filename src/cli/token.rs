@@ -9,7 +9,7 @@ use super::{CmdResult, Ctx, Failure, prompt};
 
 /// Token commands.
 #[derive(Subcommand, Debug)]
-pub enum TokenCmd {
+pub(crate) enum TokenCmd {
     /// List the tokens the module offers.
     List,
     /// What the module and a token are, and how hsmsign will generate keys and sign with it
@@ -34,7 +34,7 @@ pub enum TokenCmd {
     },
 }
 
-pub fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
+pub(super) fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
     match cmd {
         TokenCmd::List => {
             let module = ctx.module(None)?;

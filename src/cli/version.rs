@@ -28,7 +28,7 @@ fn pkcs11_api() -> String {
 }
 
 /// The version text (several lines) or, with `json`, one JSON document.
-pub fn render(json: bool) -> String {
+pub(super) fn render(json: bool) -> String {
     let features = features();
     if json {
         let doc = json!({

@@ -307,12 +307,12 @@ impl fmt::Debug for Store {
 impl Store {
     /// Open the CA database in `dir`, creating the directory (mode 0700) and the database
     /// (mode 0600) on first use. Waits up to [`DEFAULT_BUSY_TIMEOUT`] for other processes.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
         Self::open_with_timeout(dir, DEFAULT_BUSY_TIMEOUT)
     }
 
     /// [`Store::open`] with another busy timeout.
-    pub fn open_with_timeout(dir: &Path, busy_timeout: Duration) -> Result<Store, StoreError> {
+    pub fn open_with_timeout(dir: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
         ensure_dir(dir)?;
         let path = dir.join(DB_FILE);
         match fs::symlink_metadata(&path) {
@@ -324,7 +324,7 @@ impl Store {
         }
         check_header(&path)?;
         let conn = connect(&path, busy_timeout)?;
-        let store = Store {
+        let store = Self {
             conn,
             path,
             busy_timeout,

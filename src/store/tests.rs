@@ -178,11 +178,11 @@ fn openssl(args: &[&str], input: &Path) -> String {
 fn creates_the_directory_and_database_private_and_identified() {
     use std::os::unix::fs::PermissionsExt;
     let f = fixture();
-    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&f.state), 0o700);
     assert_eq!(mode(&f.state.join(DB_FILE)), 0o600);
     // Only the database and SQLite's WAL files: no temporary file left behind.
-    for entry in std::fs::read_dir(&f.state).unwrap() {
+    for entry in fs::read_dir(&f.state).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(name.starts_with(DB_FILE), "{name}");
     }
@@ -227,7 +227,7 @@ fn a_certificate_is_recorded_with_the_facts_openssl_reads() {
     let der = f.issue(&[0x7f, 0x01, 0x02]);
     let rec = f.insert(&der).unwrap();
     let file = f._dir.path().join("leaf.der");
-    std::fs::write(&file, &der).unwrap();
+    fs::write(&file, &der).unwrap();
     let serial = openssl(&["x509", "-inform", "DER", "-noout", "-serial"], &file);
     assert_eq!(
         Serial::parse(serial.trim().trim_start_matches("serial=")).unwrap(),
@@ -746,7 +746,7 @@ fn a_rewritten_chain_before_an_anchor_breaks_the_anchor() {
     // (documented limit); the anchored head kept outside shows the rewrite.
     let kept = AuditHead {
         seq: 8,
-        hash: anchor.prev_hash.clone(),
+        hash: anchor.prev_hash,
     };
     raw.execute("DELETE FROM audit WHERE seq = 9", []).unwrap();
     let report = f.store.verify_audit().unwrap();
@@ -874,10 +874,10 @@ fn state_rows_without_or_against_their_audit_record_are_found() {
 fn refused(content: &[u8]) -> (StoreError, String) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join(DB_FILE);
-    std::fs::write(&db, content).unwrap();
+    fs::write(&db, content).unwrap();
     let err = Store::open(dir.path()).unwrap_err();
-    assert_eq!(std::fs::read(&db).unwrap(), content);
-    let names: Vec<_> = std::fs::read_dir(dir.path())
+    assert_eq!(fs::read(&db).unwrap(), content);
+    let names: Vec<_> = fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
@@ -910,7 +910,7 @@ fn foreign_or_damaged_files_are_refused_untouched() {
         )
         .unwrap();
     }
-    let (err, message) = refused(&std::fs::read(&other).unwrap());
+    let (err, message) = refused(&fs::read(&other).unwrap());
     assert!(
         matches!(
             err,
@@ -930,7 +930,7 @@ fn foreign_or_damaged_files_are_refused_untouched() {
         c.execute_batch("PRAGMA user_version = 99; PRAGMA wal_checkpoint(TRUNCATE);")
             .unwrap();
     }
-    let newer = std::fs::read(f.state.join(DB_FILE)).unwrap();
+    let newer = fs::read(f.state.join(DB_FILE)).unwrap();
     let (err, _) = refused(&newer);
     assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
 
@@ -941,7 +941,7 @@ fn foreign_or_damaged_files_are_refused_untouched() {
         let c = Connection::open(f.state.join(DB_FILE)).unwrap();
         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
     }
-    let mut damaged = std::fs::read(f.state.join(DB_FILE)).unwrap();
+    let mut damaged = fs::read(f.state.join(DB_FILE)).unwrap();
     let page = 4096;
     for b in &mut damaged[page + 8..page + 200] {
         *b = 0xa5;
@@ -953,7 +953,7 @@ fn foreign_or_damaged_files_are_refused_untouched() {
 #[test]
 fn a_held_lock_is_reported_with_the_path() {
     let f = fixture();
-    let other = Store::open_with_timeout(&f.state, std::time::Duration::from_millis(200)).unwrap();
+    let other = Store::open_with_timeout(&f.state, Duration::from_millis(200)).unwrap();
     f.store
         .change(AuditEntry::new("long.operation", op()), |_tx| {
             let err = other.record(AuditEntry::new("login", op())).unwrap_err();
@@ -1056,7 +1056,7 @@ fn crash_child() {
             .unwrap();
         store.record(AuditEntry::new("archive.sign", op())).unwrap();
         if first {
-            std::fs::write(state.join("child-started"), b"").unwrap();
+            fs::write(state.join("child-started"), b"").unwrap();
             first = false;
         }
     }
@@ -1085,15 +1085,15 @@ fn killed_writers_leave_a_consistent_state() {
         while !marker.exists() {
             if let Some(status) = child.try_wait().unwrap() {
                 let mut err = String::new();
-                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
                 panic!("child exited early ({status}): {err}");
             }
-            std::thread::sleep(std::time::Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(5));
         }
-        std::thread::sleep(std::time::Duration::from_millis(fastrand::u64(0..150)));
+        std::thread::sleep(Duration::from_millis(fastrand::u64(0..150)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        std::fs::remove_file(&marker).unwrap();
+        fs::remove_file(&marker).unwrap();
 
         let store = Store::open(&f.state).unwrap();
         let report = store.verify_audit().unwrap();

@@ -513,10 +513,7 @@ impl TokenSession {
         // Destroy the half-right key (and its public half) so that nothing weaker stays behind.
         let _ = self.session.destroy_object(h);
         if let Ok(publics) = self.objects(
-            &[
-                Attribute::Class(ObjectClass::PUBLIC_KEY),
-                Attribute::Id(id.clone()),
-            ],
+            &[Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Id(id)],
             "finding the public half",
         ) {
             for p in publics {
@@ -1057,7 +1054,7 @@ impl Signing<'_> {
     /// failure, the return code (to decide whether another mechanism is worth a try).
     fn run(
         &self,
-        mechanism: &Mechanism,
+        mechanism: &Mechanism<'_>,
         data: &[u8],
     ) -> Result<Vec<u8>, (String, Option<RvError>)> {
         let fail = |e: CkError| {

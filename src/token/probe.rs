@@ -254,9 +254,9 @@ impl ProbeReport {
             t.signing_sessions.sessions,
             t.signing_sessions.reason,
             s.free_private_memory
-                .map_or("not reported".into(), |b| format!("{b} bytes")),
+                .map_or_else(|| "not reported".into(), |b| format!("{b} bytes")),
             t.free_public_memory
-                .map_or("not reported".into(), |b| format!("{b} bytes")),
+                .map_or_else(|| "not reported".into(), |b| format!("{b} bytes")),
         ));
         if !self.mechanisms_listed {
             out.push_str("  (the token lists no mechanisms: the raw ones are assumed)\n");

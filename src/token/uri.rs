@@ -100,7 +100,7 @@ impl Pkcs11Uri {
             Some((p, q)) => (p, Some(q)),
             None => (rest, None),
         };
-        let mut uri = Pkcs11Uri::default();
+        let mut uri = Self::default();
         for attr in path.split(';').filter(|a| !a.is_empty()) {
             let (name, value) = attr
                 .split_once('=')
@@ -184,8 +184,8 @@ impl Pkcs11Uri {
     }
 
     /// The URI of the token only (token attributes kept, object attributes dropped).
-    pub fn token_part(&self) -> Pkcs11Uri {
-        Pkcs11Uri {
+    pub fn token_part(&self) -> Self {
+        Self {
             token: self.token.clone(),
             manufacturer: self.manufacturer.clone(),
             model: self.model.clone(),
@@ -198,8 +198,8 @@ impl Pkcs11Uri {
 
     /// The token part, keeping the PIN source and value: for logging in to the token of a key
     /// that does not exist yet.
-    pub fn token_part_with_pin(&self, from: &Pkcs11Uri) -> Pkcs11Uri {
-        Pkcs11Uri {
+    pub fn token_part_with_pin(&self, from: &Self) -> Self {
+        Self {
             pin_source: from.pin_source.clone(),
             pin_value: from.pin_value.clone(),
             ..self.token_part()

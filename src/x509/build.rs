@@ -566,7 +566,7 @@ impl CaCertificate {
     /// Check that this certificate was issued by `parent`: its issuer name is the parent's
     /// subject and its signature verifies under the parent's key (for importing an
     /// intermediate together with the CA above it).
-    pub fn verify_issued_by(&self, parent: &CaCertificate) -> Result<(), IssueError> {
+    pub fn verify_issued_by(&self, parent: &Self) -> Result<(), IssueError> {
         let not_issued = |reason: &str| IssueError::NotIssuedBy {
             subject: self.subject.clone(),
             parent: parent.subject.clone(),

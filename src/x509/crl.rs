@@ -58,7 +58,7 @@ pub enum RevocationReason {
 
 impl RevocationReason {
     /// Every reason, in code order.
-    pub const ALL: [RevocationReason; 8] = [
+    pub const ALL: [Self; 8] = [
         Self::Unspecified,
         Self::KeyCompromise,
         Self::CaCompromise,
@@ -383,7 +383,7 @@ fn check_crl(
                 RevocationReason::ALL
                     .into_iter()
                     .find(|r| r.to_x509() == code && *r != RevocationReason::Unspecified)
-                    .ok_or(format!("reasonCode of {} is unexpected", want.serial))?
+                    .ok_or_else(|| format!("reasonCode of {} is unexpected", want.serial))?
             }
             Some(_) => return Err(format!("entry {} has unexpected extensions", want.serial)),
         };

@@ -622,7 +622,7 @@ mod tests {
             KeyAlgorithm,
             SignatureAlgorithm,
         );
-        let cases: [Case; 4] = [
+        let cases: [Case<'_>; 4] = [
             (
                 "p256",
                 &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],

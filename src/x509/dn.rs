@@ -245,7 +245,7 @@ struct Info {
 
 impl AttributeType {
     /// Every type, in the order used to list them in messages.
-    pub const ALL: [AttributeType; 16] = [
+    pub const ALL: [Self; 16] = [
         Self::CommonName,
         Self::OrganizationalUnit,
         Self::Organization,
@@ -1289,10 +1289,7 @@ mod tests {
             };
             assert_eq!(value, shown, "{input:?}");
             let text = err.to_string();
-            assert!(
-                super::super::limits::first_forbidden(&text).is_none(),
-                "{text:?}"
-            );
+            assert!(first_forbidden(&text).is_none(), "{text:?}");
             assert!(text.contains(shown) && text.contains("U+"), "{text}");
         }
         // From a DER name (a CSR's subject), the same.

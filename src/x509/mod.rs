@@ -131,12 +131,12 @@ pub(crate) struct SignedRaw<'a> {
 
 impl<'a> SignedRaw<'a> {
     /// Split a DER signed structure into its parts.
-    pub fn split(der: &'a [u8]) -> Result<Self, der::Error> {
+    pub(crate) fn split(der: &'a [u8]) -> Result<Self, der::Error> {
         Self::from_der(der)
     }
 
     /// The exact DER bytes that were signed.
-    pub fn tbs_der(&self) -> Result<Vec<u8>, der::Error> {
+    pub(crate) fn tbs_der(&self) -> Result<Vec<u8>, der::Error> {
         self.tbs.to_der()
     }
 }

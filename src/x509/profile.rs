@@ -92,7 +92,7 @@ pub enum Profile {
 
 impl Profile {
     /// Every profile.
-    pub const ALL: [Profile; 6] = [
+    pub const ALL: [Self; 6] = [
         Self::Root,
         Self::Intermediate,
         Self::Server,
@@ -297,7 +297,7 @@ impl KeyUsageBit {
         }
     }
 
-    const ALL: [KeyUsageBit; 5] = [
+    const ALL: [Self; 5] = [
         Self::DigitalSignature,
         Self::NonRepudiation,
         Self::KeyEncipherment,

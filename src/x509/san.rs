@@ -574,10 +574,7 @@ mod tests {
             assert_eq!(e, shown);
             let text = err.to_string();
             assert!(text.contains(shown) && text.contains("U+"), "{text}");
-            assert!(
-                super::super::limits::first_forbidden(&text).is_none(),
-                "{text:?}"
-            );
+            assert!(first_forbidden(&text).is_none(), "{text:?}");
         }
         // From a request (IA5String may carry control characters).
         let gn = GeneralName::DnsName(Ia5String::new("a\u{1b}b.example.com").unwrap());

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 /// Run openssl, returning stdout; panics with stderr on failure.
-pub fn openssl(args: &[&str]) -> Vec<u8> {
+pub(crate) fn openssl(args: &[&str]) -> Vec<u8> {
     let out = Command::new("openssl")
         .args(args)
         .output()
@@ -17,12 +17,12 @@ pub fn openssl(args: &[&str]) -> Vec<u8> {
 }
 
 /// Run openssl for its effect.
-pub fn openssl_ok(args: &[&str]) {
+pub(crate) fn openssl_ok(args: &[&str]) {
     openssl(args);
 }
 
 /// Run openssl; returns (success, stdout + stderr as text).
-pub fn openssl_status(args: &[&str]) -> (bool, String) {
+pub(crate) fn openssl_status(args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
         .args(args)
         .output()

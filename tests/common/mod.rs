@@ -5,19 +5,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// The user PIN of every test token (test tokens only; never a default in the tool itself).
-pub const USER_PIN: &str = "246810";
+pub(crate) const USER_PIN: &str = "246810";
 /// The SO PIN of every test token.
-pub const SO_PIN: &str = "13579135";
+pub(crate) const SO_PIN: &str = "13579135";
 
 /// A private SoftHSM2 configuration in a temp dir, with PIN files.
-pub struct Hsm {
+pub(crate) struct Hsm {
     pub dir: tempfile::TempDir,
     pub conf: PathBuf,
 }
 
 impl Hsm {
     /// A new, empty token directory.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let tokens = dir.path().join("tokens");
         std::fs::create_dir(&tokens).expect("tokens dir");
@@ -39,17 +39,17 @@ impl Hsm {
             std::fs::set_permissions(dir.path().join(f), std::fs::Permissions::from_mode(0o600))
                 .expect("pin file mode");
         }
-        Hsm { dir, conf }
+        Self { dir, conf }
     }
 
     /// A new token directory with one initialised token.
-    pub fn with_token(label: &str) -> Self {
+    pub(crate) fn with_token(label: &str) -> Self {
         let hsm = Self::new();
         hsm.init_token(label);
         hsm
     }
 
-    pub fn init_token(&self, label: &str) {
+    pub(crate) fn init_token(&self, label: &str) {
         let out = self.run(&[
             "token",
             "init",
@@ -61,12 +61,12 @@ impl Hsm {
         assert!(out.status.success(), "token init: {}", stderr(&out));
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// The binary with this token directory and the test PIN file selected.
-    pub fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_hsmsign"));
         c.env("SOFTHSM2_CONF", &self.conf)
             .env_remove("HSMSIGN_MODULE")
@@ -80,12 +80,12 @@ impl Hsm {
         c
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().expect("run hsmsign")
     }
 
     /// Run and require success; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -97,7 +97,7 @@ impl Hsm {
     }
 
     /// Run with --json and parse stdout.
-    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let s = self.ok(&all);
@@ -106,7 +106,7 @@ impl Hsm {
 
     /// Run another tool (pkcs11-tool, openssl, ...) in the test directory with this token
     /// directory selected; returns (success, stdout+stderr).
-    pub fn tool(&self, program: &str, args: &[&str]) -> (bool, String) {
+    pub(crate) fn tool(&self, program: &str, args: &[&str]) -> (bool, String) {
         let out = Command::new(program)
             .args(args)
             .env("SOFTHSM2_CONF", &self.conf)
@@ -120,7 +120,7 @@ impl Hsm {
     }
 
     /// Generate a key and return its canonical URI.
-    pub fn key(&self, token: &str, label: &str, alg: &str) -> String {
+    pub(crate) fn key(&self, token: &str, label: &str, alg: &str) -> String {
         let v = self.json(&[
             "key",
             "generate",
@@ -136,7 +136,7 @@ impl Hsm {
 impl Hsm {
     /// `openssl req` with a new P-256 key `NAME.key`: a CSR `NAME.csr`, or with `self_signed` a
     /// certificate `NAME.pem`. `extra` adds options such as `-addext`.
-    pub fn openssl_req(&self, name: &str, subj: &str, self_signed: bool, extra: &[&str]) {
+    pub(crate) fn openssl_req(&self, name: &str, subj: &str, self_signed: bool, extra: &[&str]) {
         let key = format!("{name}.key");
         let out = format!("{name}.{}", if self_signed { "pem" } else { "csr" });
         let mut args = vec![
@@ -160,16 +160,16 @@ impl Hsm {
     }
 }
 
-pub fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-pub fn stdout(out: &Output) -> String {
+pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Run a tool (openssl, pkcs11-tool, ...) and return (success, stdout+stderr).
-pub fn tool(program: &str, args: &[&str], dir: &Path) -> (bool, String) {
+pub(crate) fn tool(program: &str, args: &[&str], dir: &Path) -> (bool, String) {
     let out = Command::new(program)
         .args(args)
         .current_dir(dir)
@@ -181,26 +181,26 @@ pub fn tool(program: &str, args: &[&str], dir: &Path) -> (bool, String) {
     )
 }
 
-pub fn softhsm_module() -> &'static str {
+pub(crate) fn softhsm_module() -> &'static str {
     "/usr/lib/softhsm/libsofthsm2.so"
 }
 
 /// A CA token with a P-256 root ("root") and intermediate ("issuing"), recorded in the state
 /// directory `state/` of the test dir, and the CA bundle in `bundle.pem`.
-pub struct Pki {
+pub(crate) struct Pki {
     pub hsm: Hsm,
 }
 
 impl Pki {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_algorithms("ec-p256", "ec-p256")
     }
 
-    pub fn with_algorithms(root_alg: &str, issuing_alg: &str) -> Self {
+    pub(crate) fn with_algorithms(root_alg: &str, issuing_alg: &str) -> Self {
         let hsm = Hsm::with_token("CA");
         hsm.key("CA", "root-key", root_alg);
         hsm.key("CA", "issuing-key", issuing_alg);
-        let pki = Pki { hsm };
+        let pki = Self { hsm };
         pki.ok(&[
             "ca",
             "init",
@@ -248,34 +248,34 @@ impl Pki {
         all
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         let all = self.with_state(args);
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         self.hsm.run(&refs)
     }
 
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let all = self.with_state(args);
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         self.hsm.ok(&refs)
     }
 
-    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn json(&self, args: &[&str]) -> serde_json::Value {
         let all = self.with_state(args);
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         self.hsm.json(&refs)
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.hsm.path(name)
     }
 
-    pub fn openssl(&self, args: &[&str]) -> (bool, String) {
+    pub(crate) fn openssl(&self, args: &[&str]) -> (bool, String) {
         self.hsm.tool("openssl", args)
     }
 
     /// An operator signing certificate from the issuing CA for the key `uri`, written to `out`.
-    pub fn signing_cert(&self, uri: &str, subject: &str, out: &str) {
+    pub(crate) fn signing_cert(&self, uri: &str, subject: &str, out: &str) {
         self.ok(&[
             "cert",
             "issue",
@@ -293,7 +293,7 @@ impl Pki {
     }
 
     /// Number of audit records and of issued certificates: what a refused command must not change.
-    pub fn counts(&self) -> (usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, usize) {
         let audit = self.json(&["audit", "show"]);
         let certs = self.json(&["cert", "list"]);
         (

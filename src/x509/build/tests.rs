@@ -1174,7 +1174,7 @@ fn an_rsa_ca_signs_with_sha256_rsa() {
             this_update: now(),
             next_update: now() + Duration::days(1),
             revoked: &[RevokedCertificate {
-                serial: inter.serial.clone(),
+                serial: inter.serial,
                 revoked_at: now(),
                 reason: RevocationReason::CaCompromise,
             }],
@@ -1301,7 +1301,7 @@ fn check_issuable_finds_what_issue_would_refuse_without_a_key() {
         Err(IssueError::ValidityTooLong { .. })
     ));
     let last = IssueParams {
-        not_after: crate::x509::limits::latest_x509_time(),
+        not_after: latest_x509_time(),
         ..far
     };
     assert!(matches!(
