@@ -7,7 +7,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{Pki, stderr, stdout};
+use common::{Pki, expect_failure, stderr, stdout};
 
 fn issue_signing(pki: &Pki, key: &str, subject: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
@@ -48,13 +48,16 @@ fn a_second_key_under_a_trusted_dn_is_refused_unless_allowed() {
     let before = pki.counts();
     for dn in ["CN=alice, O=SOS", "cn=Alice,  o=sos"] {
         let out = issue_signing(&pki, &alice2, dn, &["--out", "alice-2027.pem"]);
-        assert_eq!(out.status.code(), Some(1), "{dn}: {}", stderr(&out));
-        let err = stderr(&out);
-        assert!(
-            err.contains("trusted-x509-keys") && err.contains("--allow-duplicate-dn"),
-            "{err}"
+        expect_failure(
+            &out,
+            &[dn],
+            1,
+            &[
+                "trusted-x509-keys",
+                "--allow-duplicate-dn",
+                "signing certificate",
+            ],
         );
-        assert!(err.contains("signing certificate"), "{err}");
     }
     assert!(!pki.path("alice-2027.pem").exists());
     assert_eq!(pki.counts().1, before.1);
@@ -72,20 +75,22 @@ fn a_second_key_under_a_trusted_dn_is_refused_unless_allowed() {
 
     // A CA with the DN of an existing CA, for another key, is refused too.
     pki.hsm.key("CA", "issuing-2", "ec-p256");
-    let out = pki.run(&[
-        "ca",
-        "intermediate",
-        "--name",
-        "issuing-2",
-        "--issuer",
-        "root",
-        "--key",
-        "pkcs11:token=CA;object=issuing-2",
-        "--subject",
-        "CN=Test Issuing CA, O=SOS, C=DE",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("CA \"issuing\""), "{}", stderr(&out));
+    pki.fails(
+        &[
+            "ca",
+            "intermediate",
+            "--name",
+            "issuing-2",
+            "--issuer",
+            "root",
+            "--key",
+            "pkcs11:token=CA;object=issuing-2",
+            "--subject",
+            "CN=Test Issuing CA, O=SOS, C=DE",
+        ],
+        1,
+        &["CA \"issuing\""],
+    );
 }
 
 #[test]
@@ -229,15 +234,18 @@ fn trusted_keys_directory_is_what_a_controller_needs() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 
     // Never overwritten without --force; a second certificate for a DN already there is refused.
-    let out = pki.run(&[
-        "bundle",
-        "trusted-keys",
-        "--ca",
-        "issuing",
-        "--out",
-        "trusted",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    pki.fails(
+        &[
+            "bundle",
+            "trusted-keys",
+            "--ca",
+            "issuing",
+            "--out",
+            "trusted",
+        ],
+        1,
+        &[],
+    );
     pki.ok(&[
         "bundle",
         "trusted-keys",
@@ -267,33 +275,34 @@ fn trusted_keys_directory_is_what_a_controller_needs() {
         "--allow-duplicate-dn",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = pki.run(&[
-        "bundle",
-        "trusted-keys",
-        "--ca",
-        "issuing-b",
-        "--out",
-        "trusted",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("only one certificate per subject DN"),
-        "{}",
-        stderr(&out)
+    pki.fails(
+        &[
+            "bundle",
+            "trusted-keys",
+            "--ca",
+            "issuing-b",
+            "--out",
+            "trusted",
+        ],
+        1,
+        &["only one certificate per subject DN"],
     );
     assert!(!pki.path("trusted/issuing-b.pem").exists());
     // Two CAs of one DN in one run: refused before anything is written.
-    let out = pki.run(&[
-        "bundle",
-        "trusted-keys",
-        "--ca",
-        "issuing",
-        "--ca",
-        "issuing-b",
-        "--out",
-        "fresh",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    pki.fails(
+        &[
+            "bundle",
+            "trusted-keys",
+            "--ca",
+            "issuing",
+            "--ca",
+            "issuing-b",
+            "--out",
+            "fresh",
+        ],
+        1,
+        &[],
+    );
     assert!(!pki.path("fresh/issuing.pem").exists());
 }
 
@@ -408,7 +417,7 @@ fn expiry_reports_what_ends_and_what_breaks() {
 
     // The 10-day certificate is within 30 days: listed, exit status 4, with what breaks.
     let out = pki.run(&["expiry", "--within", "30d"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    expect_failure(&out, &["expiry"], 4, &["attention"]);
     let text = stdout(&out);
     assert!(
         text.contains("CN=dave") && !text.contains("CN=erin"),
@@ -422,7 +431,6 @@ fn expiry_reports_what_ends_and_what_breaks() {
         text.contains("2.7.6") && text.contains("allow-expired-certificates"),
         "{text}"
     );
-    assert!(stderr(&out).contains("attention"), "{}", stderr(&out));
     // A shorter window: nothing due.
     let out = pki.run(&["expiry", "--within", "5d"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -446,13 +454,12 @@ fn expiry_reports_what_ends_and_what_breaks() {
             .len(),
         0
     );
-    let out = pki.run(&["cert", "list", "--expiring", "soon"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    pki.fails(&["cert", "list", "--expiring", "soon"], 2, &["soon"]);
 
     // A CA past its end: reported as expired even with a short window.
     expired_ca(&pki);
     let out = pki.run(&["--json", "expiry", "--within", "1d"]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    expect_failure(&out, &["expiry"], 4, &[]);
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let old = &doc["certificates"][0];
     assert_eq!(old["name"], "old-root", "{doc}");

@@ -96,6 +96,12 @@ impl Hsm {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Run and require exit status `code` with every one of `needles` in stderr (and no
+    /// panic); returns stderr. The one way the tests check a refusal.
+    pub(crate) fn fails(&self, args: &[&str], code: i32, needles: &[&str]) -> String {
+        expect_failure(&self.run(args), args, code, needles)
+    }
+
     /// Run with --json and parse stdout.
     pub(crate) fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["--json"];
@@ -158,6 +164,24 @@ impl Hsm {
         let (ok, o) = self.tool("openssl", &args);
         assert!(ok, "openssl req for {name}: {o}");
     }
+}
+
+/// Check that `out` (of `hsmsign args`) exited with `code`, did not panic, and says every one
+/// of `needles` on stderr; returns stderr.
+pub(crate) fn expect_failure(out: &Output, args: &[&str], code: i32, needles: &[&str]) -> String {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "hsmsign {args:?}: {err}");
+    assert!(
+        !err.contains("panicked"),
+        "hsmsign {args:?} panicked: {err}"
+    );
+    for n in needles {
+        assert!(
+            err.contains(n),
+            "hsmsign {args:?}: stderr lacks {n:?}: {err}"
+        );
+    }
+    err
 }
 
 pub(crate) fn stderr(out: &Output) -> String {
@@ -258,6 +282,10 @@ impl Pki {
         let all = self.with_state(args);
         let refs: Vec<&str> = all.iter().map(String::as_str).collect();
         self.hsm.ok(&refs)
+    }
+
+    pub(crate) fn fails(&self, args: &[&str], code: i32, needles: &[&str]) -> String {
+        expect_failure(&self.run(args), args, code, needles)
     }
 
     pub(crate) fn json(&self, args: &[&str]) -> serde_json::Value {
