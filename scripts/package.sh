@@ -41,13 +41,14 @@ target/dist/hsmsign __generate-docs "$assets"
 # is dropped and the time replaced by the commit's, so the SBOM is reproducible too.
 rm -f hsmsign.cdx.json
 cargo cyclonedx --format json --spec-version 1.5 --target "$(rustc -vV | sed -n 's/^host: //p')" >/dev/null
-# The crate's own reference names the checkout's path: mapped to /build/hsmsign as in the binary.
+# The references of the crate and of its path dependencies (vendor/cryptoki) name the checkout's
+# path: mapped to /build/hsmsign as in the binary.
 python3 - "$SOURCE_DATE_EPOCH" hsmsign.cdx.json "$assets/hsmsign.cdx.json" "$root" <<'PY'
 import datetime, json, sys
 epoch, src, dst, root = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 with open(src) as f:
     text = f.read()
-bom = json.loads(text.replace("path+file://" + root + "#", "path+file:///build/hsmsign#"))
+bom = json.loads(text.replace("path+file://" + root, "path+file:///build/hsmsign"))
 if root in json.dumps(bom):
     sys.exit(f"package: the SBOM still names the checkout {root}")
 bom.pop("serialNumber", None)
