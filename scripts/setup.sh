@@ -7,6 +7,9 @@ command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v keytool >/dev/null 2>&1 || need+=(default-jre-headless)
+# The JVM checks run small Java programs straight from source (`java File.java`: the JVM
+# mutual-TLS handshake, Java's ZipInputStream view of an archive), which needs the compiler.
+command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
 command -v setsid >/dev/null 2>&1 || need+=(util-linux)
 # Independent archive readers and writers for tests/archive_hostile.rs.
 command -v zip >/dev/null 2>&1 || need+=(zip)
