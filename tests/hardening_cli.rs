@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -15,23 +14,19 @@ use common::{Pki, USER_PIN, stderr};
 
 /// A small JS7 export (one workflow) as a zip.
 fn export_zip(path: &Path) {
-    let file = std::fs::File::create(path).unwrap();
-    let mut zip = zip::ZipWriter::new(file);
-    for (name, data) in [
-        (
-            "meta_inf",
-            &br#"{"jocVersion":"2.7.2","versionId":"1"}"#[..],
-        ),
-        (
-            "a.workflow.json",
-            &br#"{"TYPE":"Workflow","instructions":[]}"#[..],
-        ),
-    ] {
-        zip.start_file(name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap();
+    common::write_zip(
+        path,
+        &[
+            (
+                "meta_inf",
+                &br#"{"jocVersion":"2.7.2","versionId":"1"}"#[..],
+            ),
+            (
+                "a.workflow.json",
+                &br#"{"TYPE":"Workflow","instructions":[]}"#[..],
+            ),
+        ],
+    );
 }
 
 /// An operator key on a second token, its signing certificate and a small export.

@@ -9,26 +9,23 @@ use std::io::Write;
 use common::{Pki, stderr, stdout};
 
 fn export_zip(path: &std::path::Path) {
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    for (name, data) in [
-        (
-            "meta_inf",
-            &br#"{"jocVersion":"2.7.2","versionId":"9a1"}"#[..],
-        ),
-        (
-            "Ops/eod.workflow.json",
-            &br#"{"TYPE":"Workflow","instructions":[]}"#[..],
-        ),
-        (
-            "Ops/db.jobresource.json",
-            &br#"{"TYPE":"JobResource","arguments":{}}"#[..],
-        ),
-    ] {
-        zip.start_file(name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap();
+    common::write_zip(
+        path,
+        &[
+            (
+                "meta_inf",
+                &br#"{"jocVersion":"2.7.2","versionId":"9a1"}"#[..],
+            ),
+            (
+                "Ops/eod.workflow.json",
+                &br#"{"TYPE":"Workflow","instructions":[]}"#[..],
+            ),
+            (
+                "Ops/db.jobresource.json",
+                &br#"{"TYPE":"JobResource","arguments":{}}"#[..],
+            ),
+        ],
+    );
 }
 
 fn node_dir(pki: &Pki, name: &str, files: &[(&str, &[u8])]) -> String {

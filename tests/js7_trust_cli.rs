@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::io::Write;
-
 use common::{Pki, expect_failure, stderr, stdout};
 
 fn issue_signing(pki: &Pki, key: &str, subject: &str, extra: &[&str]) -> std::process::Output {
@@ -168,22 +166,19 @@ fn revoked_holders_and_tls_renewals_do_not_block() {
 }
 
 fn export_zip(path: &std::path::Path) {
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    for (name, data) in [
-        (
-            "meta_inf",
-            &br#"{"jocVersion":"2.7.2","versionId":"9a1"}"#[..],
-        ),
-        (
-            "Ops/eod.workflow.json",
-            &br#"{"TYPE":"Workflow","instructions":[]}"#[..],
-        ),
-    ] {
-        zip.start_file(name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        zip.write_all(data).unwrap();
-    }
-    zip.finish().unwrap();
+    common::write_zip(
+        path,
+        &[
+            (
+                "meta_inf",
+                &br#"{"jocVersion":"2.7.2","versionId":"9a1"}"#[..],
+            ),
+            (
+                "Ops/eod.workflow.json",
+                &br#"{"TYPE":"Workflow","instructions":[]}"#[..],
+            ),
+        ],
+    );
 }
 
 #[test]

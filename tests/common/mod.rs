@@ -330,3 +330,15 @@ impl Pki {
         )
     }
 }
+
+/// Write a zip archive of `entries` (name, content), deflated, as JOC Cockpit's export does.
+pub(crate) fn write_zip(path: &Path, entries: &[(&str, &[u8])]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).expect("create zip"));
+    for (name, data) in entries {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default())
+            .expect("zip entry");
+        zip.write_all(data).expect("zip data");
+    }
+    zip.finish().expect("finish zip");
+}
