@@ -47,32 +47,6 @@ fn write_tar_gz(path: &std::path::Path) {
     tar.into_inner().unwrap().finish().unwrap();
 }
 
-/// Every entry of a zip or tar.gz, in order.
-fn entries(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let mut out = Vec::new();
-    if bytes.starts_with(b"PK") {
-        let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-        for i in 0..z.len() {
-            let mut f = z.by_index(i).unwrap();
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut f, &mut data).unwrap();
-            out.push((f.name().unwrap().to_string(), data));
-        }
-    } else {
-        let gz = flate2::read::GzDecoder::new(std::io::Cursor::new(bytes));
-        let mut t = tar::Archive::new(gz);
-        for e in t.entries().unwrap() {
-            let mut e = e.unwrap();
-            let name = e.path().unwrap().to_string_lossy().into_owned();
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-            out.push((name, data));
-        }
-    }
-    out
-}
-
 /// Issue an operator signing certificate for a new key of `alg` on the "Operator" token.
 fn operator(pki: &Pki, label: &str, alg: &str) -> String {
     let uri = pki.hsm.key("Operator", label, alg);
@@ -89,7 +63,7 @@ fn operator(pki: &Pki, label: &str, alg: &str) -> String {
 }
 
 fn check_with_openssl(pki: &Pki, signed: &str, pubkey: &str, dgst: &str) -> usize {
-    let all = entries(&pki.path(signed));
+    let all = common::archive_entries(&pki.path(signed));
     let mut checked = 0;
     for (name, data) in &all {
         if !(name.ends_with(".workflow.json") || name.ends_with(".jobresource.json")) {
@@ -215,7 +189,7 @@ fn tampering_and_untrusted_signers_are_caught() {
         "--out",
         "signed.zip",
     ]);
-    let good = entries(&pki.path("signed.zip"));
+    let good = common::archive_entries(&pki.path("signed.zip"));
     let rewrite = |name: &str, f: &dyn Fn(&mut Entries)| {
         let mut e = good.clone();
         f(&mut e);

@@ -63,32 +63,6 @@ fn export(path: &Path, n: usize) -> Vec<(String, Vec<u8>)> {
     entries
 }
 
-/// Every entry of a zip or tar.gz, in order.
-fn entries(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let mut out = Vec::new();
-    if bytes.starts_with(b"PK") {
-        let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-        for i in 0..z.len() {
-            let mut f = z.by_index(i).unwrap();
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut f, &mut data).unwrap();
-            out.push((f.name().unwrap().to_string(), data));
-        }
-    } else {
-        let gz = flate2::read::GzDecoder::new(std::io::Cursor::new(bytes));
-        let mut t = tar::Archive::new(gz);
-        for e in t.entries().unwrap() {
-            let mut e = e.unwrap();
-            let name = e.path().unwrap().to_string_lossy().into_owned();
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
-            out.push((name, data));
-        }
-    }
-    out
-}
-
 /// A CA, an "Operator" token with a P-256 key "alice", her signing certificate `alice.pem` and
 /// public key `alice.pub`.
 fn setup() -> (Pki, String) {
@@ -137,7 +111,7 @@ fn sign_ok(
 
 /// Check every `.sig` of `signed` with openssl over its object's bytes; return how many.
 fn verify_all_with_openssl(pki: &Pki, signed: &Path) -> usize {
-    let all = entries(signed);
+    let all = common::archive_entries(signed);
     let mut checked = 0;
     for (i, (name, data)) in all.iter().enumerate() {
         if !(name.ends_with(".workflow.json") || name.ends_with(".jobresource.json")) {
@@ -220,12 +194,12 @@ fn parallel_output_is_the_one_session_output_and_every_signature_verifies() {
         let one = format!("one-{input}");
         let v = sign_ok(&pki, &uri, input, &one, &["--sessions", "1"], &[]);
         assert_eq!(v["objects_signed"], 150, "{v}");
-        let one_entries = entries(&pki.path(&one));
+        let one_entries = common::archive_entries(&pki.path(&one));
         for n in ["2", "4", "7"] {
             let par = format!("par{n}-{input}");
             let v = sign_ok(&pki, &uri, input, &par, &["--sessions", n], &[]);
             assert_eq!(v["objects_signed"], 150, "{v}");
-            let par_entries = entries(&pki.path(&par));
+            let par_entries = common::archive_entries(&pki.path(&par));
             // Same entries in the same order with the same bytes, signatures aside (ECDSA
             // signatures differ from run to run).
             assert_eq!(par_entries.len(), one_entries.len());

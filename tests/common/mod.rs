@@ -342,3 +342,29 @@ pub(crate) fn write_zip(path: &Path, entries: &[(&str, &[u8])]) {
     }
     zip.finish().expect("finish zip");
 }
+
+/// Every entry of a zip or tar.gz, in order.
+pub(crate) fn archive_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).expect("read archive");
+    let mut out = Vec::new();
+    if bytes.starts_with(b"PK") {
+        let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("zip");
+        for i in 0..z.len() {
+            let mut f = z.by_index(i).expect("zip entry");
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut data).expect("zip data");
+            out.push((f.name().expect("entry name").to_string(), data));
+        }
+    } else {
+        let gz = flate2::read::GzDecoder::new(std::io::Cursor::new(bytes));
+        let mut t = tar::Archive::new(gz);
+        for e in t.entries().expect("tar") {
+            let mut e = e.expect("tar entry");
+            let name = e.path().expect("entry path").to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).expect("tar data");
+            out.push((name, data));
+        }
+    }
+    out
+}
