@@ -27,8 +27,8 @@ use clap::{Parser, Subcommand};
 use sha2::Digest;
 
 use hsmsign::archive::{SignOptions, WorkerSigner, sign_archive_sessions};
+use hsmsign::keys::pkcs11::{Module, PinError, PinSource, Pkcs11Uri, TokenKey, resolve_module};
 use hsmsign::signer::{self, SignatureAlgorithm, SigningKey};
-use hsmsign::token::{Module, PinError, PinSource, Pkcs11Uri, TokenKey, resolve_module};
 
 #[derive(Parser)]
 #[command(about = "hsmsign archive-signing benchmark (see scripts/bench-archive.sh)")]

@@ -133,7 +133,7 @@ pub enum CaError {
     Store(#[from] StoreError),
     /// The token failed (random numbers, keys).
     #[error(transparent)]
-    Token(#[from] crate::token::TokenError),
+    Token(#[from] crate::keys::pkcs11::TokenError),
 }
 
 /// A CA ready to sign: its record, parsed certificate and token key.
@@ -517,7 +517,7 @@ pub fn check_distinct_dn(
 /// used before in this database.
 pub fn fresh_serial(
     store: &Store,
-    random: &mut dyn FnMut(usize) -> Result<Vec<u8>, crate::token::TokenError>,
+    random: &mut dyn FnMut(usize) -> Result<Vec<u8>, crate::keys::pkcs11::TokenError>,
 ) -> Result<Serial, CaError> {
     loop {
         let mut bytes = random(16)?;

@@ -3,7 +3,7 @@
 //!
 //! Layers, top to bottom (arrows point down only):
 //! the binary's CLI -> use cases (CA, certificate issuance, JS7 archives) -> X.509 building and
-//! [`signer`] -> [`token`], with [`store`] beside them. Nothing in this library prints to the terminal or reads a
+//! [`signer`] -> [`keys`], with [`store`] beside them. Nothing in this library prints to the terminal or reads a
 //! prompt except through what the CLI hands it (a PIN source, a progress callback).
 
 pub mod archive;
@@ -13,11 +13,9 @@ pub mod ca;
 pub mod encoding;
 pub mod expiry;
 pub mod input;
+pub mod keys;
 pub mod output;
-#[cfg(feature = "yubikey")]
-pub mod piv;
 pub mod secrets;
 pub mod signer;
 pub mod store;
-pub mod token;
 pub mod x509;

@@ -6,7 +6,7 @@
 //! returning it. A token fault therefore never produces a bad signature silently.
 //!
 //! Keys plug in through the [`SigningKey`] trait: the PKCS#11 token key
-//! ([`crate::token::TokenKey`]) in production, and a software key in unit tests only.
+//! ([`crate::keys::pkcs11::TokenKey`]) in production, and a software key in unit tests only.
 
 use crate::encoding::{hex, pem_encode};
 use std::fmt;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use hsmsign::token::Pkcs11Uri;
+use hsmsign::keys::pkcs11::Pkcs11Uri;
 use hsmsign::x509::DistinguishedName;
 
 /// Every kept input of one target, with its file name.

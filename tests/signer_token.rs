@@ -10,8 +10,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::{Hsm, tool};
+use hsmsign::keys::pkcs11::{Module, PinError, PinSource, Pkcs11Uri};
 use hsmsign::signer::{SignatureAlgorithm, SigningKey, sign};
-use hsmsign::token::{Module, PinError, PinSource, Pkcs11Uri};
 use secrecy::SecretString;
 
 const KEYS: [(&str, &str, SignatureAlgorithm, &str); 5] = [

@@ -2,7 +2,7 @@
 //! is the same URI (except `pin-value`, which is never printed).
 #![no_main]
 
-use hsmsign::token::Pkcs11Uri;
+use hsmsign::keys::pkcs11::Pkcs11Uri;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

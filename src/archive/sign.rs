@@ -261,7 +261,7 @@ pub fn sign_archive_recorded(
 }
 
 /// A key that a worker thread of [`sign_archive_sessions`] signs with: the same key as the
-/// batch's, on a session of its own ([`crate::token::WorkerKey`]).
+/// batch's, on a session of its own ([`crate::keys::pkcs11::WorkerKey`]).
 pub type WorkerSigner<'a> = Box<dyn SigningKey + Send + 'a>;
 
 /// [`sign_archive_recorded`] with parallel signing sessions: each of `workers` (the same key

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Subcommand, ValueEnum};
 use hsmsign::bundle::{self, Js7Role, Pkcs12Options, TrustedCert};
-use hsmsign::token::{PinSource, TokenError};
+use hsmsign::keys::pkcs11::{PinSource, TokenError};
 use secrecy::SecretString;
 use serde_json::json;
 

@@ -3,14 +3,14 @@
 
 use std::rc::Rc;
 
+use hsmsign::keys::pkcs11::{Module, Pkcs11Uri, TokenError, TokenSession};
 use hsmsign::signer::{PublicKey, SigningKey};
 #[cfg(feature = "yubikey")]
 use hsmsign::store::AuditEntry;
 use hsmsign::store::Store;
-use hsmsign::token::{Module, Pkcs11Uri, TokenError, TokenSession};
 
 #[cfg(feature = "yubikey")]
-use hsmsign::piv::{PivDevice, PivError, PivUri};
+use hsmsign::keys::piv::{PivDevice, PivError, PivUri};
 
 #[cfg(feature = "yubikey")]
 use super::prompt;
@@ -83,9 +83,9 @@ impl Ctx {
             let dev = PivDevice::open(&uri)?;
             let source = match &self.pin_source {
                 Some(s) => self.check_pin_source(
-                    hsmsign::token::PinSource::parse(s).map_err(TokenError::from)?,
+                    hsmsign::keys::pkcs11::PinSource::parse(s).map_err(TokenError::from)?,
                 )?,
-                None => hsmsign::token::PinSource::Prompt,
+                None => hsmsign::keys::pkcs11::PinSource::Prompt,
             };
             let pin = source
                 .read(&format!("PIN of YubiKey {}", dev.serial()), &prompt)

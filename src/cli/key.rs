@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use hsmsign::keys::pkcs11::{Pkcs11Uri, TokenError};
 use hsmsign::signer::KeyAlgorithm;
 use hsmsign::store::AuditEntry;
-use hsmsign::token::{Pkcs11Uri, TokenError};
 use serde_json::json;
 
 use super::{CmdResult, Ctx, Failure};
@@ -120,7 +120,7 @@ pub(super) fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
                 ))
             })?;
             #[cfg(feature = "yubikey")]
-            if hsmsign::piv::PivUri::is_piv(&key) {
+            if hsmsign::keys::piv::PivUri::is_piv(&key) {
                 return super::piv::generate(ctx, &key, alg, &piv);
             }
             let uri = ctx.uri(&key)?;
@@ -178,7 +178,7 @@ pub(super) fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
         }
         KeyCmd::Inspect { key } => {
             #[cfg(feature = "yubikey")]
-            if hsmsign::piv::PivUri::is_piv(&key) {
+            if hsmsign::keys::piv::PivUri::is_piv(&key) {
                 return super::piv::inspect(ctx, &key);
             }
             let uri = ctx.uri(&key)?;
@@ -204,7 +204,7 @@ pub(super) fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
                 hsmsign::output::check_new(out, force)?;
             }
             #[cfg(feature = "yubikey")]
-            if hsmsign::piv::PivUri::is_piv(&key) {
+            if hsmsign::keys::piv::PivUri::is_piv(&key) {
                 let handle = ctx.open_key(&key, None, None)?;
                 let public = handle.public_key()?;
                 handle.finish();

@@ -25,8 +25,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use hsmsign::keys::pkcs11::{Module, PinError, PinSource, Pkcs11Uri, TokenError, TokenSession};
 use hsmsign::store::{AuditEntry, Operator, Store};
-use hsmsign::token::{Module, PinError, PinSource, Pkcs11Uri, TokenError, TokenSession};
 use secrecy::SecretString;
 
 /// hsmsign: a Certificate Authority and JS7 deployment signer whose keys never leave the token.
@@ -288,7 +288,7 @@ impl Ctx {
 
     /// Load the module for `uri`.
     pub(crate) fn module(&self, uri: Option<&Pkcs11Uri>) -> Result<Module, Failure> {
-        let path = hsmsign::token::resolve_module(self.module.as_deref(), uri)?;
+        let path = hsmsign::keys::pkcs11::resolve_module(self.module.as_deref(), uri)?;
         Ok(Module::load(&path)?)
     }
 

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use hsmsign::encoding::pem_encode;
-use hsmsign::piv::{ManagementKey, PivUri};
+use hsmsign::keys::piv::{ManagementKey, PivUri};
+use hsmsign::keys::pkcs11::{PinSource, TokenError};
 use hsmsign::signer::KeyAlgorithm;
 use hsmsign::store::AuditEntry;
-use hsmsign::token::{PinSource, TokenError};
 use serde_json::json;
 
 use super::handle::KeyHandle;
@@ -70,7 +70,7 @@ fn management_key(ctx: &Ctx, args: &PivGenerateArgs) -> Result<ManagementKey, Fa
             );
             Ok(ManagementKey::FactoryDefault)
         }
-        None => Err(hsmsign::piv::PivError::NoManagementKey.into()),
+        None => Err(hsmsign::keys::piv::PivError::NoManagementKey.into()),
     }
 }
 

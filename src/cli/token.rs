@@ -1,8 +1,8 @@
 //! `hsmsign token ...`
 
 use clap::Subcommand;
+use hsmsign::keys::pkcs11::{PinSource, Pkcs11Uri, TokenError};
 use hsmsign::store::AuditEntry;
-use hsmsign::token::{PinSource, Pkcs11Uri, TokenError};
 use serde_json::json;
 
 use super::{CmdResult, Ctx, Failure, prompt};
@@ -69,7 +69,7 @@ pub(super) fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
             };
             let module = ctx.module(uri.as_ref())?;
             let uri = uri.unwrap_or_default();
-            let report = hsmsign::token::probe::probe(&module, &uri)?;
+            let report = hsmsign::keys::pkcs11::probe::probe(&module, &uri)?;
             if !exercise {
                 ctx.emit(report.text(), json!(report));
                 module.finalize();
@@ -86,7 +86,7 @@ pub(super) fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
                 &token_uri.token_part_with_pin(&uri),
                 store.as_ref(),
             )?;
-            let results = hsmsign::token::probe::exercise(&session, &report);
+            let results = hsmsign::keys::pkcs11::probe::exercise(&session, &report);
             if let Some(store) = &store {
                 let mut entry = AuditEntry::new(
                     "token.probe.exercise",
@@ -101,7 +101,9 @@ pub(super) fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
                         } else {
                             format!(
                                 "FAILED: {}",
-                                hsmsign::token::probe::exercise_text(std::slice::from_ref(r))
+                                hsmsign::keys::pkcs11::probe::exercise_text(std::slice::from_ref(
+                                    r
+                                ))
                             )
                         },
                     );
@@ -116,7 +118,7 @@ pub(super) fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
                 format!(
                     "{}\n{}",
                     report.text(),
-                    hsmsign::token::probe::exercise_text(&results)
+                    hsmsign::keys::pkcs11::probe::exercise_text(&results)
                 ),
                 json!({"probe": report, "exercise": results}),
             );

@@ -89,7 +89,7 @@ pub enum PinSource {
     /// Everything readable from an inherited file descriptor.
     Fd(u32),
     /// A value taken from an URI's `pin-value` (only with `--allow-pin-value`).
-    Value(super::uri::PinValue),
+    Value(super::pkcs11::uri::PinValue),
 }
 
 impl std::fmt::Debug for PinSource {
@@ -240,7 +240,9 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let s = PinSource::Value(crate::token::uri::PinValue(Zeroizing::new("9999".into())));
+        let s = PinSource::Value(crate::keys::pkcs11::uri::PinValue(Zeroizing::new(
+            "9999".into(),
+        )));
         assert!(!format!("{s:?}").contains("9999"));
     }
 

@@ -65,7 +65,7 @@ pub struct Pkcs11Uri {
     pub object_type: Option<ObjectType>,
     /// Query `module-path=`.
     pub module_path: Option<PathBuf>,
-    /// Query `pin-source=` (a PIN source spelling, see [`super::pin::PinSource`]).
+    /// Query `pin-source=` (a PIN source spelling, see [`crate::keys::pin::PinSource`]).
     pub pin_source: Option<String>,
     /// Query `pin-value=`: only honoured with an explicit opt-in; never printed, wiped on drop.
     pub pin_value: Option<PinValue>,
@@ -338,7 +338,7 @@ impl fmt::Display for Pkcs11Uri {
         }
         if let Some(p) = &self.pin_source {
             // A pin-source that is not a source may be a PIN typed in the wrong place.
-            if super::pin::PinSource::parse(p).is_ok() {
+            if crate::keys::pin::PinSource::parse(p).is_ok() {
                 let mut q = String::from("pin-source=");
                 pct_encode(p.as_bytes(), &mut q);
                 query.push(q.replace("%2F", "/"));

@@ -7,7 +7,6 @@
 
 pub mod keys;
 pub mod mechanisms;
-pub mod pin;
 pub mod probe;
 pub mod uri;
 
@@ -19,8 +18,8 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::{Slot, TokenInfo};
 use secrecy::SecretString;
 
+pub use super::pin::{PinError, PinSource, Prompter};
 pub use keys::{KeyInfo, KeyInspection, Provenance, TokenKey, WorkerKey};
-pub use pin::{PinError, PinSource, Prompter};
 pub use uri::{Pkcs11Uri, UriError};
 
 use crate::signer::SignError;
