@@ -26,8 +26,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use sha2::Digest;
 
-use hsmsign::archive::{SignOptions, WorkerSigner, sign_archive_sessions};
+use hsmsign::archive::{SignOptions, sign_archive_sessions};
 use hsmsign::keys::pkcs11::{Module, PinError, PinSource, Pkcs11Uri, TokenKey, resolve_module};
+use hsmsign::signer::WorkerSigner;
 use hsmsign::signer::{self, SignatureAlgorithm, SigningKey};
 
 #[derive(Parser)]

@@ -535,6 +535,10 @@ impl PublicKey {
     }
 }
 
+/// A key that a worker thread of a batch signs with: the same key as the batch's, on a session
+/// of its own ([`crate::keys::pkcs11::WorkerKey`]), so it moves to another thread.
+pub type WorkerSigner<'a> = Box<dyn SigningKey + Send + 'a>;
+
 /// A key that can sign a host-computed digest. Implemented by the PKCS#11 token key and, in
 /// unit tests, by a software key. Call [`sign`], never `sign_digest` directly: only [`sign`]
 /// checks the result.

@@ -38,7 +38,7 @@ use crate::signer::{SignError, SignatureAlgorithm};
 
 pub use cert::{load_trusted, load_trusted_dir, load_trusted_pem_file, read_trusted_source};
 pub use sign::{
-    BeforeCommit, SignOptions, SignSummary, WorkerSigner, sign_archive, sign_archive_recorded,
+    BeforeCommit, SignOptions, SignSummary, sign_archive, sign_archive_recorded,
     sign_archive_sessions,
 };
 pub use verify::{

@@ -20,7 +20,7 @@ use super::{
     is_signed_object,
 };
 use crate::output;
-use crate::signer::{self, SignatureAlgorithm, SigningKey};
+use crate::signer::{self, SignatureAlgorithm, SigningKey, WorkerSigner};
 
 /// How to sign.
 #[derive(Clone, Debug, Default)]
@@ -259,10 +259,6 @@ pub fn sign_archive_recorded(
         before_commit,
     )
 }
-
-/// A key that a worker thread of [`sign_archive_sessions`] signs with: the same key as the
-/// batch's, on a session of its own ([`crate::keys::pkcs11::WorkerKey`]).
-pub type WorkerSigner<'a> = Box<dyn SigningKey + Send + 'a>;
 
 /// [`sign_archive_recorded`] with parallel signing sessions: each of `workers` (the same key
 /// as `key`, each on its own token session) signs on a thread of its own and checks every

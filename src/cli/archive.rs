@@ -183,14 +183,15 @@ pub(super) fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                 })
                 .transpose()?;
             // Everything that can be checked without the token, first.
-            ctx.check_key_name(&key)?;
+            ctx.keys.check_key_name(&key)?;
             let cert_der = read_certificate(&cert)?;
             drop(hsmsign::input::open(&input, InputKind::Archive)?);
             hsmsign::output::check_distinct(&[&out], &[&input, &cert])?;
             hsmsign::output::check_new(&out, force)?;
             let store = ctx.store()?;
-            let handle = ctx.open_key(&key, store.as_ref(), None)?;
-            let (signing_key, workers, notices) = handle.signing_key_with_workers(sessions)?;
+            let handle = ctx.keys.open_key(&key, store.as_ref(), None)?;
+            let (signing_key, workers, notices) =
+                handle.signing_key_with_workers(sessions, &super::touch)?;
             for n in &notices {
                 ctx.warn(n);
             }
@@ -208,7 +209,7 @@ pub(super) fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                 let Some(store) = &store else { return Ok(()) };
                 store
                     .record(
-                        AuditEntry::new("archive.sign", ctx.operator(Some(&holder)))
+                        AuditEntry::new("archive.sign", hsmsign::keys::operator(Some(&holder)))
                             .input_sha256("archive", sha256_bytes(&summary.input_sha256))
                             .output_sha256("signed archive", sha256_bytes(&summary.output_sha256))
                             .param("key", signing_key.name())
@@ -237,7 +238,7 @@ pub(super) fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
             // A signing failure (the token, or a signature that does not verify) is recorded
             // as a failed attempt; nothing was written.
             if let (Err(e @ ArchiveError::Signing { .. }), Some(store)) = (&result, &store) {
-                let entry = AuditEntry::new("archive.sign", ctx.operator(Some(&holder)))
+                let entry = AuditEntry::new("archive.sign", hsmsign::keys::operator(Some(&holder)))
                     .param("key", signing_key.name())
                     .param("sessions", n_sessions.to_string())
                     .param("in", input.display().to_string())

@@ -131,10 +131,13 @@ pub(super) fn run(ctx: &Ctx, cmd: AuditCmd) -> CmdResult {
                     store.path().display()
                 ))
             })?;
-            let handle = ctx.open_key(&record.key_uri, Some(&store), None)?;
-            let key = handle.signing_key()?;
-            let anchored =
-                store.anchor_head(key.as_ref(), &ca, ctx.operator(Some(&handle.holder())))?;
+            let handle = ctx.keys.open_key(&record.key_uri, Some(&store), None)?;
+            let key = handle.signing_key(&super::touch)?;
+            let anchored = store.anchor_head(
+                key.as_ref(),
+                &ca,
+                hsmsign::keys::operator(Some(&handle.holder())),
+            )?;
             ctx.emit(
                 format!(
                     "CA {ca:?} signed the audit chain head; anchor record #{} ({})",

@@ -123,7 +123,9 @@ fn keystore_alias(
 
 fn read_secret(ctx: &Ctx, source: Option<&str>, what: &str) -> Result<SecretString, Failure> {
     let source = match source {
-        Some(s) => ctx.check_pin_source(PinSource::parse(s).map_err(TokenError::from)?)?,
+        Some(s) => ctx
+            .keys
+            .check_pin_source(PinSource::parse(s).map_err(TokenError::from)?)?,
         None => PinSource::Prompt,
     };
     Ok(source.read(what, &prompt).map_err(TokenError::from)?)

@@ -13,8 +13,8 @@ use hsmsign::x509::{
 };
 use serde_json::json;
 
-use super::handle::KeyHandle;
 use super::{CmdResult, Ctx, Failure};
+use hsmsign::keys::KeyHandle;
 
 /// CA commands.
 #[derive(Subcommand, Debug)]
@@ -194,9 +194,9 @@ pub(super) fn with_issuer<T>(
     let record = store
         .ca(name)?
         .ok_or_else(|| ca::CaError::UnknownCa(name.to_string()))?;
-    let handle = ctx.open_key(&record.key_uri, Some(store), None)?;
+    let handle = ctx.keys.open_key(&record.key_uri, Some(store), None)?;
     let result = {
-        let key = handle.signing_key()?;
+        let key = handle.signing_key(&super::touch)?;
         let issuer = Issuer::load(store, name, key.as_ref())?;
         f(&issuer, &handle)
     };
@@ -283,7 +283,7 @@ fn prepare_new_ca(
 ) -> Result<(DistinguishedName, Validity, Store, Option<AtomicFile>), Failure> {
     let subject = parse_dn(subject)?;
     let validity = Validity::for_profile(profile, days)?;
-    ctx.check_key_name(key)?;
+    ctx.keys.check_key_name(key)?;
     if let Some(o) = out {
         hsmsign::output::check_new(o, force)?;
     }
@@ -313,12 +313,12 @@ pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
         } => {
             let (subject, validity, store, out_file) =
                 prepare_new_ca(ctx, &name, &key, &subject, days, Profile::Root, &out, force)?;
-            let handle = ctx.open_key(&key, Some(&store), None)?;
+            let handle = ctx.keys.open_key(&key, Some(&store), None)?;
             let issued = {
-                let key = handle.signing_key()?;
+                let key = handle.signing_key(&super::touch)?;
                 handle.refuse_existing_certificate()?;
                 let (provenance, attestation) = handle.provenance()?;
-                let serial = ca::fresh_serial(&store, &mut |n| handle.random(ctx, n))?;
+                let serial = ca::fresh_serial(&store, &mut |n| handle.random(ctx.keys.officer, n))?;
                 let issued = ca::create_root(
                     &store,
                     &NewCaRequest {
@@ -334,9 +334,9 @@ pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                         allow_duplicate_dn,
                     },
                     key.as_ref(),
-                    ctx.operator(Some(&handle.holder())),
+                    hsmsign::keys::operator(Some(&handle.holder())),
                 )?;
-                handle.store_certificate(ctx, &issued.der);
+                handle.store_certificate(ctx.keys.officer, &issued.der);
                 issued
             };
             handle.finish();
@@ -380,11 +380,12 @@ pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             )?;
             let issued = with_issuer(ctx, &store, &issuer, |iss, issuer_handle| {
                 // The new CA's key may sit on the issuer's token or YubiKey, or on another one.
-                let subject_handle = ctx.open_other(issuer_handle, &key, &store)?;
+                let subject_handle = ctx.keys.open_other(issuer_handle, &key, &store)?;
                 let public_key = subject_handle.public_key()?;
                 subject_handle.refuse_existing_certificate()?;
                 let (provenance, attestation) = subject_handle.provenance()?;
-                let serial = ca::fresh_serial(&store, &mut |n| issuer_handle.random(ctx, n))?;
+                let serial =
+                    ca::fresh_serial(&store, &mut |n| issuer_handle.random(ctx.keys.officer, n))?;
                 let issued = ca::create_intermediate(
                     &store,
                     &NewCaRequest {
@@ -400,9 +401,9 @@ pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                         allow_duplicate_dn,
                     },
                     iss,
-                    ctx.operator(Some(&issuer_handle.holder())),
+                    hsmsign::keys::operator(Some(&issuer_handle.holder())),
                 )?;
-                subject_handle.store_certificate(ctx, &issued.der);
+                subject_handle.store_certificate(ctx.keys.officer, &issued.der);
                 subject_handle.finish();
                 Ok(issued)
             })?;
@@ -447,7 +448,7 @@ pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                 ctx.warn(note);
             }
             let issued = with_issuer(ctx, &store, &issuer, |iss, handle| {
-                let serial = ca::fresh_serial(&store, &mut |n| handle.random(ctx, n))?;
+                let serial = ca::fresh_serial(&store, &mut |n| handle.random(ctx.keys.officer, n))?;
                 Ok(ca::issue_certificate(
                     &store,
                     iss,
@@ -463,7 +464,7 @@ pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                         csr: Some(&request),
                         allow_duplicate_dn,
                     },
-                    ctx.operator(Some(&handle.holder())),
+                    hsmsign::keys::operator(Some(&handle.holder())),
                 )?)
             })?;
             let pem = pem_encode("CERTIFICATE", &issued.der);
@@ -503,12 +504,12 @@ pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
         CaCmd::Import { name, cert, key } => {
             let bytes = hsmsign::input::read(&cert, InputKind::Certificate)?;
             let parsed = CaCertificate::parse(&bytes, &cert.display().to_string())?;
-            ctx.check_key_name(&key)?;
+            ctx.keys.check_key_name(&key)?;
             let store = ctx.require_store()?;
             if store.ca(&name)?.is_some() {
                 return Err(ca::CaError::NameTaken(name).into());
             }
-            let handle = ctx.open_key(&key, Some(&store), None)?;
+            let handle = ctx.keys.open_key(&key, Some(&store), None)?;
             let record = {
                 let key_uri = handle.key_name()?;
                 let public = handle.public_key()?;
@@ -523,10 +524,10 @@ pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
                         key_public: &public,
                         provenance: &provenance,
                     },
-                    ctx.operator(Some(&handle.holder())),
+                    hsmsign::keys::operator(Some(&handle.holder())),
                 )?;
                 if handle.refuse_existing_certificate().is_ok() {
-                    handle.store_certificate(ctx, parsed.der());
+                    handle.store_certificate(ctx.keys.officer, parsed.der());
                 }
                 record
             };
@@ -718,7 +719,7 @@ pub(super) fn run_crl(ctx: &Ctx, cmd: CrlCmd) -> CmdResult {
                     &store,
                     iss,
                     days,
-                    ctx.operator(Some(&handle.holder())),
+                    hsmsign::keys::operator(Some(&handle.holder())),
                 )?)
             })?;
             let revoked = store.revocations(&name)?.len();

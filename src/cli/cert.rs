@@ -257,7 +257,7 @@ pub(super) fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                 None => None,
             };
             if let Some(k) = &source.key {
-                ctx.check_key_name(k)?;
+                ctx.keys.check_key_name(k)?;
             }
             let store = ctx.require_store()?;
             let chain = chain_of(&store, &ca_name)?;
@@ -287,7 +287,7 @@ pub(super) fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                 let key_source;
                 if let Some(key) = &source.key {
                     // An operator's key on their own token or YubiKey (or on the CA's).
-                    let subject_handle = ctx.open_other(issuer_handle, key, &store)?;
+                    let subject_handle = ctx.keys.open_other(issuer_handle, key, &store)?;
                     key_source = subject_handle.key_name()?;
                     token_key_public = Some(subject_handle.public_key()?);
                     subject_handle.finish();
@@ -303,7 +303,8 @@ pub(super) fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                     (None, None, Some(g)) => g.public_key(),
                     _ => unreachable_source()?,
                 };
-                let serial = ca::fresh_serial(&store, &mut |n| issuer_handle.random(ctx, n))?;
+                let serial =
+                    ca::fresh_serial(&store, &mut |n| issuer_handle.random(ctx.keys.officer, n))?;
                 Ok(ca::issue_certificate(
                     &store,
                     iss,
@@ -319,7 +320,7 @@ pub(super) fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
                         csr: csr.as_ref(),
                         allow_duplicate_dn,
                     },
-                    ctx.operator(Some(&issuer_handle.holder())),
+                    hsmsign::keys::operator(Some(&issuer_handle.holder())),
                 )?)
             })?;
             // 3. Files, only after the record is committed: the key bundle first (it holds the
@@ -508,7 +509,13 @@ pub(super) fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
             let reason =
                 RevocationReason::parse(&reason).map_err(|e| Failure::Usage(e.to_string()))?;
             let store = ctx.require_store()?;
-            let rec = ca::revoke(&store, &ca_name, &serial, reason, ctx.operator(None))?;
+            let rec = ca::revoke(
+                &store,
+                &ca_name,
+                &serial,
+                reason,
+                hsmsign::keys::operator(None),
+            )?;
             ctx.emit(
                 format!(
                     "Revoked {} ({}), reason {}.\nJS7 reads no CRLs: to withdraw it from JS7, remove this certificate (or its signer) from the Controllers' and Agents' config/private/trusted-x509-keys/ and from the https truststores, and re-issue where needed. Publish a new CRL with `hsmsign crl generate --ca {}` for other consumers.",

@@ -123,22 +123,26 @@ pub(super) fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
             if hsmsign::keys::piv::PivUri::is_piv(&key) {
                 return super::piv::generate(ctx, &key, alg, &piv);
             }
-            let uri = ctx.uri(&key)?;
+            let uri = ctx.keys.uri(&key)?;
             let label = label_of(&uri)?;
             let store = ctx.store()?;
-            let module = ctx.module(Some(&uri))?;
+            let module = ctx.keys.module(Some(&uri))?;
             let session =
-                ctx.login_audited(&module, &uri.token_part_with_pin(&uri), store.as_ref())?;
+                ctx.keys
+                    .login(&module, &uri.token_part_with_pin(&uri), store.as_ref())?;
             let info = session.generate_key(&label, alg, uri.id.as_deref())?;
             let public = session
                 .find_key(&Pkcs11Uri::parse(&info.uri).map_err(TokenError::from)?)?
                 .public;
             if let Some(store) = &store {
                 store.record(
-                    AuditEntry::new("key.generate", ctx.operator(Some(&session.token().label)))
-                        .param("key", info.uri.clone())
-                        .param("algorithm", info.algorithm.clone())
-                        .output("public key", public.spki_der()),
+                    AuditEntry::new(
+                        "key.generate",
+                        hsmsign::keys::operator(Some(&session.token().label)),
+                    )
+                    .param("key", info.uri.clone())
+                    .param("algorithm", info.algorithm.clone())
+                    .output("public key", public.spki_der()),
                 )?;
             }
             ctx.emit(
@@ -158,11 +162,13 @@ pub(super) fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
         }
         KeyCmd::List { token } => {
             let uri = match token {
-                Some(t) => ctx.uri(&t)?,
+                Some(t) => ctx.keys.uri(&t)?,
                 None => Pkcs11Uri::default(),
             };
-            let module = ctx.module(Some(&uri))?;
-            let session = ctx.login(&module, &uri.token_part_with_pin(&uri))?;
+            let module = ctx.keys.module(Some(&uri))?;
+            let session = ctx
+                .keys
+                .login(&module, &uri.token_part_with_pin(&uri), None)?;
             let keys = session.list_keys()?;
             let mut text = format!("Keys on token {:?}:", session.token().label);
             if keys.is_empty() {
@@ -181,9 +187,9 @@ pub(super) fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
             if hsmsign::keys::piv::PivUri::is_piv(&key) {
                 return super::piv::inspect(ctx, &key);
             }
-            let uri = ctx.uri(&key)?;
-            let module = ctx.module(Some(&uri))?;
-            let session = ctx.login(&module, &uri)?;
+            let uri = ctx.keys.uri(&key)?;
+            let module = ctx.keys.module(Some(&uri))?;
+            let session = ctx.keys.login(&module, &uri, None)?;
             let ins = session.inspect(&uri)?;
             let mut text = format!("{}\n  algorithm: {}\n", ins.key.uri, ins.key.algorithm);
             for (name, value) in &ins.attributes {
@@ -205,14 +211,14 @@ pub(super) fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
             }
             #[cfg(feature = "yubikey")]
             if hsmsign::keys::piv::PivUri::is_piv(&key) {
-                let handle = ctx.open_key(&key, None, None)?;
+                let handle = ctx.keys.open_key(&key, None, None)?;
                 let public = handle.public_key()?;
                 handle.finish();
                 return write_public(ctx, &public, out.as_deref(), force);
             }
-            let uri = ctx.uri(&key)?;
-            let module = ctx.module(Some(&uri))?;
-            let session = ctx.login(&module, &uri)?;
+            let uri = ctx.keys.uri(&key)?;
+            let module = ctx.keys.module(Some(&uri))?;
+            let session = ctx.keys.login(&module, &uri, None)?;
             let found = session.find_key(&uri)?;
             drop(session);
             module.finalize();
@@ -221,7 +227,7 @@ pub(super) fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
         #[cfg(feature = "yubikey")]
         KeyCmd::Attest { key, out, force } => super::piv::attest(ctx, &key, out, force),
         KeyCmd::Import { key, from } => {
-            let uri = ctx.uri(&key)?;
+            let uri = ctx.keys.uri(&key)?;
             let label = label_of(&uri)?;
             // A regular file of at most 64 KiB, read into a buffer that is wiped on drop.
             let bytes = hsmsign::input::read_secret(&from, hsmsign::input::InputKind::PrivateKey)?;
@@ -234,17 +240,21 @@ pub(super) fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
                     .to_string(),
             );
             let store = ctx.store()?;
-            let module = ctx.module(Some(&uri))?;
+            let module = ctx.keys.module(Some(&uri))?;
             let session =
-                ctx.login_audited(&module, &uri.token_part_with_pin(&uri), store.as_ref())?;
+                ctx.keys
+                    .login(&module, &uri.token_part_with_pin(&uri), store.as_ref())?;
             let info = session.import_key(&label, &pem, &from)?;
             if let Some(store) = &store {
                 store.record(
-                    AuditEntry::new("key.import", ctx.operator(Some(&session.token().label)))
-                        .param("key", info.uri.clone())
-                        .param("algorithm", info.algorithm.clone())
-                        .param("from", from.display().to_string())
-                        .param("provenance", "imported, not generated on token"),
+                    AuditEntry::new(
+                        "key.import",
+                        hsmsign::keys::operator(Some(&session.token().label)),
+                    )
+                    .param("key", info.uri.clone())
+                    .param("algorithm", info.algorithm.clone())
+                    .param("from", from.display().to_string())
+                    .param("provenance", "imported, not generated on token"),
                 )?;
             }
             ctx.emit(

@@ -12,7 +12,7 @@ mod ca;
 mod cert;
 pub(crate) mod docs;
 mod expiry;
-mod handle;
+
 mod key;
 #[cfg(feature = "yubikey")]
 mod piv;
@@ -25,8 +25,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use hsmsign::keys::pkcs11::{Module, PinError, PinSource, Pkcs11Uri, TokenError, TokenSession};
-use hsmsign::store::{AuditEntry, Operator, Store};
+use hsmsign::keys::pkcs11::PinError;
+use hsmsign::keys::{KeyAccess, Officer};
+use hsmsign::store::Store;
 use secrecy::SecretString;
 
 /// hsmsign: a Certificate Authority and JS7 deployment signer whose keys never leave the token.
@@ -124,20 +125,39 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
 /// The result of a command.
 pub(crate) type CmdResult = Result<(), Failure>;
 
+/// The officer at the terminal: asked on /dev/tty, told on stderr.
+pub(crate) struct Terminal;
+
+impl Officer for Terminal {
+    fn secret(&self, what: &str) -> Result<SecretString, PinError> {
+        prompt(what)
+    }
+    fn notice(&self, text: &str) {
+        eprintln!("warning: {text}");
+    }
+    fn touch(&self) {
+        progress::touch_prompt();
+    }
+    fn pin_pad(&self, token: &str) {
+        eprintln!("Enter the PIN of token {token:?} on its PIN pad.");
+    }
+}
+
+/// Tell the officer to touch the YubiKey (above the progress bar, if one is drawn).
+pub(crate) fn touch() {
+    progress::touch_prompt();
+}
+
 /// Shared state of one run.
 pub(crate) struct Ctx {
-    /// The global options.
-    pub module: Option<PathBuf>,
     /// `--state`.
     pub state: Option<PathBuf>,
     /// `--json`.
     pub json: bool,
-    /// `--pin-source`.
-    pub pin_source: Option<String>,
-    /// `--allow-pin-value`.
-    pub allow_pin_value: bool,
     /// `--strict-permissions`.
     pub strict_permissions: bool,
+    /// `--module`, `--pin-source`, `--allow-pin-value`, and the terminal to ask.
+    pub keys: KeyAccess<'static>,
 }
 
 impl Ctx {
@@ -185,19 +205,6 @@ impl Ctx {
         Ok(Some(store))
     }
 
-    /// Warn about (or, with `--strict-permissions`, refuse) a PIN file others may read.
-    pub(crate) fn check_pin_source(&self, source: PinSource) -> Result<PinSource, Failure> {
-        if let Some(loose) = source.loose_permissions() {
-            if self.strict_permissions {
-                return Err(Failure::Failed(TokenError::from(loose).into()));
-            }
-            self.warn(format!(
-                "{loose} (pass --strict-permissions to refuse such files)"
-            ));
-        }
-        Ok(source)
-    }
-
     /// The state store, required.
     pub(crate) fn require_store(&self) -> Result<Store, Failure> {
         self.store()?.ok_or_else(|| {
@@ -206,127 +213,6 @@ impl Ctx {
                     .into(),
             )
         })
-    }
-
-    /// Who is acting: the OS user, and the token when one is used.
-    pub(crate) fn operator(&self, token: Option<&str>) -> Operator {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| {
-                std::fs::read_to_string("/proc/self/status")
-                    .ok()
-                    .and_then(|s| {
-                        s.lines()
-                            .find(|l| l.starts_with("Uid:"))
-                            .and_then(|l| l.split_whitespace().nth(1).map(|u| format!("uid {u}")))
-                    })
-                    .unwrap_or_else(|| "unknown".into())
-            });
-        let op = Operator::new(user);
-        match token {
-            Some(t) => op.with_token(t),
-            None => op,
-        }
-    }
-
-    /// Log in, and record a failed login in the audit log whenever there is a state directory:
-    /// `store` if the command has it open, else the one `--state` names (opened only then, so a
-    /// read-only command that logs in fine leaves the state alone).
-    pub(crate) fn login_audited(
-        &self,
-        module: &Module,
-        uri: &Pkcs11Uri,
-        store: Option<&Store>,
-    ) -> Result<TokenSession, Failure> {
-        match self.login_once(module, uri) {
-            Ok(s) => Ok(s),
-            Err(Failure::Failed(e)) => {
-                if let Some(te) = e.downcast_ref::<TokenError>()
-                    && matches!(
-                        te,
-                        TokenError::PinIncorrect { .. } | TokenError::PinLocked(_)
-                    )
-                {
-                    let entry = AuditEntry::new("login", self.operator(uri.token.as_deref()))
-                        .param("token", uri.token_part().to_string())
-                        .failed(te.to_string());
-                    let recorded = match store {
-                        Some(store) => store.record(entry).map(|_| ()).map_err(|e| e.to_string()),
-                        None => match self.store() {
-                            Ok(Some(store)) => {
-                                store.record(entry).map(|_| ()).map_err(|e| e.to_string())
-                            }
-                            Ok(None) => Ok(()),
-                            Err(Failure::Failed(e)) => Err(e.to_string()),
-                            Err(
-                                Failure::Usage(e)
-                                | Failure::Verification(e)
-                                | Failure::Attention(e),
-                            ) => Err(e),
-                        },
-                    };
-                    if let Err(audit) = recorded {
-                        self.warn(format!("the failed login could not be audited: {audit}"));
-                    }
-                }
-                Err(Failure::Failed(e))
-            }
-            Err(other) => Err(other),
-        }
-    }
-
-    /// Parse a key or token URI given on the command line.
-    pub(crate) fn uri(&self, s: &str) -> Result<Pkcs11Uri, Failure> {
-        let uri = Pkcs11Uri::parse(s).map_err(TokenError::from)?;
-        if uri.pin_value.is_some() && !self.allow_pin_value {
-            return Err(Failure::Failed(
-                TokenError::from(PinError::PinValueRefused).into(),
-            ));
-        }
-        Ok(uri)
-    }
-
-    /// Load the module for `uri`.
-    pub(crate) fn module(&self, uri: Option<&Pkcs11Uri>) -> Result<Module, Failure> {
-        let path = hsmsign::keys::pkcs11::resolve_module(self.module.as_deref(), uri)?;
-        Ok(Module::load(&path)?)
-    }
-
-    /// The user PIN source for `uri`: `--pin-source`, else the URI's `pin-source`, else its
-    /// `pin-value` (with `--allow-pin-value`), else the terminal.
-    pub(crate) fn pin_source(&self, uri: &Pkcs11Uri) -> Result<PinSource, Failure> {
-        if let Some(s) = &self.pin_source {
-            return self.check_pin_source(PinSource::parse(s).map_err(TokenError::from)?);
-        }
-        if let Some(s) = &uri.pin_source {
-            return self.check_pin_source(PinSource::parse(s).map_err(TokenError::from)?);
-        }
-        if let Some(v) = &uri.pin_value {
-            return Ok(PinSource::Value(v.clone()));
-        }
-        Ok(PinSource::Prompt)
-    }
-
-    /// Open the token named by `uri` and log in once; a failed login is audited (see
-    /// [`Ctx::login_audited`]).
-    pub(crate) fn login(&self, module: &Module, uri: &Pkcs11Uri) -> Result<TokenSession, Failure> {
-        self.login_audited(module, uri, None)
-    }
-
-    fn login_once(&self, module: &Module, uri: &Pkcs11Uri) -> Result<TokenSession, Failure> {
-        let mut session = module.open(uri)?;
-        let source = self.pin_source(uri)?;
-        // Keep the PIN (wiped on drop) when a key is named: keys marked CKA_ALWAYS_AUTHENTICATE
-        // need it again before every signature, and asking the person again would be worse.
-        let keep = uri.names_object();
-        if session.pin_on_pad(&source) {
-            eprintln!(
-                "Enter the PIN of token {:?} on its PIN pad.",
-                session.token().label
-            );
-        }
-        session.login(module, &source, &prompt, keep)?;
-        Ok(session)
     }
 }
 
@@ -398,11 +284,16 @@ pub(crate) fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>, Failur
 /// Run a parsed command line.
 pub(crate) fn run(cli: Cli) -> CmdResult {
     let ctx = Ctx {
-        module: cli.module,
+        keys: KeyAccess {
+            module: cli.module,
+            pin_source: cli.pin_source,
+            allow_pin_value: cli.allow_pin_value,
+            strict_permissions: cli.strict_permissions,
+            state: cli.state.clone(),
+            officer: &Terminal,
+        },
         state: cli.state,
         json: cli.json,
-        pin_source: cli.pin_source,
-        allow_pin_value: cli.allow_pin_value,
         strict_permissions: cli.strict_permissions,
     };
     if cli.version {

@@ -9,8 +9,8 @@ use hsmsign::signer::KeyAlgorithm;
 use hsmsign::store::AuditEntry;
 use serde_json::json;
 
-use super::handle::KeyHandle;
 use super::{CmdResult, Ctx, Failure, prompt};
+use hsmsign::keys::KeyHandle;
 
 /// Options of `key generate` that only YubiKeys have.
 #[derive(clap::Args, Debug, Default)]
@@ -57,7 +57,9 @@ fn management_key(ctx: &Ctx, args: &PivGenerateArgs) -> Result<ManagementKey, Fa
     match args.management_key_source.as_deref() {
         Some("protected") => Ok(ManagementKey::Protected),
         Some(src) => {
-            let source = ctx.check_pin_source(PinSource::parse(src).map_err(TokenError::from)?)?;
+            let source = ctx
+                .keys
+                .check_pin_source(PinSource::parse(src).map_err(TokenError::from)?)?;
             Ok(ManagementKey::Given(
                 source
                     .read("YubiKey management key (hex)", &prompt)
@@ -90,7 +92,7 @@ pub(super) fn generate(
     }
     let mgm = management_key(ctx, args)?;
     let store = ctx.store()?;
-    let handle = ctx.open_key(key, store.as_ref(), None)?;
+    let handle = ctx.keys.open_key(key, store.as_ref(), None)?;
     let KeyHandle::Piv { dev, .. } = &handle else {
         return Err(Failure::Usage(format!("{key} is not a YubiKey slot")));
     };
@@ -106,12 +108,15 @@ pub(super) fn generate(
     let name = handle.key_name()?;
     if let Some(store) = &store {
         store.record(
-            AuditEntry::new("key.generate", ctx.operator(Some(&handle.holder())))
-                .param("key", name.clone())
-                .param("algorithm", algorithm.to_string())
-                .param("pin_policy", format!("{pin_policy:?}"))
-                .param("touch_policy", format!("{touch_policy:?}"))
-                .output("public key", public.spki_der()),
+            AuditEntry::new(
+                "key.generate",
+                hsmsign::keys::operator(Some(&handle.holder())),
+            )
+            .param("key", name.clone())
+            .param("algorithm", algorithm.to_string())
+            .param("pin_policy", format!("{pin_policy:?}"))
+            .param("touch_policy", format!("{touch_policy:?}"))
+            .output("public key", public.spki_der()),
         )?;
     }
     ctx.emit(
@@ -129,7 +134,7 @@ pub(super) fn generate(
 
 /// `key inspect` / `key public` / `key attest` on a YubiKey slot.
 pub(super) fn inspect(ctx: &Ctx, key: &str) -> CmdResult {
-    let handle = ctx.open_key(key, None, None)?;
+    let handle = ctx.keys.open_key(key, None, None)?;
     let public = handle.public_key()?;
     let (verdict, _) = handle.provenance()?;
     let name = handle.key_name()?;
@@ -151,7 +156,7 @@ pub(super) fn attest(ctx: &Ctx, key: &str, out: Option<PathBuf>, force: bool) ->
     if let Some(o) = &out {
         hsmsign::output::check_new(o, force)?;
     }
-    let handle = ctx.open_key(key, None, None)?;
+    let handle = ctx.keys.open_key(key, None, None)?;
     let KeyHandle::Piv { dev, .. } = &handle else {
         return Err(Failure::Usage(format!("{key} is not a YubiKey slot")));
     };

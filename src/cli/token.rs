@@ -37,7 +37,7 @@ pub(crate) enum TokenCmd {
 pub(super) fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
     match cmd {
         TokenCmd::List => {
-            let module = ctx.module(None)?;
+            let module = ctx.keys.module(None)?;
             let tokens = module.tokens()?;
             let mut text = format!("Module {}\n", module.path().display());
             if tokens.is_empty() {
@@ -64,10 +64,10 @@ pub(super) fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
         }
         TokenCmd::Probe { token, exercise } => {
             let uri = match &token {
-                Some(t) => Some(ctx.uri(t)?),
+                Some(t) => Some(ctx.keys.uri(t)?),
                 None => None,
             };
-            let module = ctx.module(uri.as_ref())?;
+            let module = ctx.keys.module(uri.as_ref())?;
             let uri = uri.unwrap_or_default();
             let report = hsmsign::keys::pkcs11::probe::probe(&module, &uri)?;
             if !exercise {
@@ -81,7 +81,7 @@ pub(super) fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
                 serial: Some(report.token.summary.serial.clone()),
                 ..uri.clone()
             };
-            let session = ctx.login_audited(
+            let session = ctx.keys.login(
                 &module,
                 &token_uri.token_part_with_pin(&uri),
                 store.as_ref(),
@@ -90,7 +90,7 @@ pub(super) fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
             if let Some(store) = &store {
                 let mut entry = AuditEntry::new(
                     "token.probe.exercise",
-                    ctx.operator(Some(&session.token().label)),
+                    hsmsign::keys::operator(Some(&session.token().label)),
                 )
                 .param("token", session.token().uri.clone());
                 for r in &results {
@@ -147,13 +147,16 @@ pub(super) fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
                         .into(),
                 ));
             }
-            let so_source =
-                ctx.check_pin_source(PinSource::parse(&so_pin_source).map_err(TokenError::from)?)?;
-            let user_source = match &ctx.pin_source {
-                Some(s) => ctx.check_pin_source(PinSource::parse(s).map_err(TokenError::from)?)?,
+            let so_source = ctx
+                .keys
+                .check_pin_source(PinSource::parse(&so_pin_source).map_err(TokenError::from)?)?;
+            let user_source = match &ctx.keys.pin_source {
+                Some(s) => ctx
+                    .keys
+                    .check_pin_source(PinSource::parse(s).map_err(TokenError::from)?)?,
                 None => PinSource::Prompt,
             };
-            let module = ctx.module(None)?;
+            let module = ctx.keys.module(None)?;
             let so_pin = so_source
                 .read(&format!("New SO PIN for token {label:?}"), &prompt)
                 .map_err(TokenError::from)?;

@@ -8,3 +8,9 @@ pub mod pin;
 #[cfg(feature = "yubikey")]
 pub mod piv;
 pub mod pkcs11;
+
+mod access;
+mod handle;
+
+pub use access::{KeyAccess, KeyError, Officer, operator};
+pub use handle::KeyHandle;

@@ -1,24 +1,20 @@
 //! One opened, logged-in key, whatever holds it: a PKCS#11 token (`pkcs11:` URIs) or a YubiKey
-//! used natively (`yubikey:` names). Commands that sign take a [`KeyHandle`] and never care which.
+//! used natively (`yubikey:` names). Use cases that sign take a [`KeyHandle`] and never care which.
 
 use std::rc::Rc;
 
-use hsmsign::keys::pkcs11::{Module, Pkcs11Uri, TokenError, TokenSession};
-use hsmsign::signer::{PublicKey, SigningKey};
+use super::access::{KeyAccess, KeyError};
 #[cfg(feature = "yubikey")]
-use hsmsign::store::AuditEntry;
-use hsmsign::store::Store;
-
+use super::piv::{PivDevice, PivError, PivUri};
+use super::pkcs11::{Module, Pkcs11Uri, TokenError, TokenSession};
+use crate::signer::{PublicKey, SigningKey, WorkerSigner};
 #[cfg(feature = "yubikey")]
-use hsmsign::keys::piv::{PivDevice, PivError, PivUri};
-
-#[cfg(feature = "yubikey")]
-use super::prompt;
-use super::{Ctx, Failure};
+use crate::store::AuditEntry;
+use crate::store::Store;
 
 /// An opened key.
 #[allow(clippy::large_enum_variant)] // one or two per run; boxing would gain nothing
-pub(crate) enum KeyHandle {
+pub enum KeyHandle {
     /// A key on a PKCS#11 token.
     Token {
         /// The module (shared with other handles of this run: one C_Initialize per process).
@@ -38,15 +34,9 @@ pub(crate) enum KeyHandle {
     },
 }
 
-/// Tell the operator to touch the YubiKey when it asks for it.
-#[cfg(feature = "yubikey")]
-fn touch_notice() {
-    super::progress::touch_prompt();
-}
-
-impl Ctx {
+impl KeyAccess<'_> {
     /// Check the spelling of a key name (`pkcs11:` URI or `yubikey:` slot) before anything else.
-    pub(crate) fn check_key_name(&self, key: &str) -> Result<(), Failure> {
+    pub fn check_key_name(&self, key: &str) -> Result<(), KeyError> {
         #[cfg(feature = "yubikey")]
         if PivUri::is_piv(key) {
             PivUri::parse(key)?;
@@ -57,12 +47,12 @@ impl Ctx {
 
     /// Open a second key in the same run: on the same YubiKey through the open device, on a
     /// PKCS#11 token through the same module (no second PIN when the token is logged in).
-    pub(crate) fn open_other(
+    pub fn open_other(
         &self,
         first: &KeyHandle,
         key: &str,
         store: &Store,
-    ) -> Result<KeyHandle, Failure> {
+    ) -> Result<KeyHandle, KeyError> {
         if let Some(h) = first.sibling(key)? {
             return Ok(h);
         }
@@ -71,36 +61,35 @@ impl Ctx {
 
     /// Open the key named `key` and log in once. PKCS#11 keys reuse `module` when given (one
     /// module per process).
-    pub(crate) fn open_key(
+    pub fn open_key(
         &self,
         key: &str,
         store: Option<&Store>,
         module: Option<&Rc<Module>>,
-    ) -> Result<KeyHandle, Failure> {
+    ) -> Result<KeyHandle, KeyError> {
         #[cfg(feature = "yubikey")]
         if PivUri::is_piv(key) {
             let uri = PivUri::parse(key)?;
             let dev = PivDevice::open(&uri)?;
             let source = match &self.pin_source {
-                Some(s) => self.check_pin_source(
-                    hsmsign::keys::pkcs11::PinSource::parse(s).map_err(TokenError::from)?,
-                )?,
-                None => hsmsign::keys::pkcs11::PinSource::Prompt,
+                Some(s) => self
+                    .check_pin_source(super::pin::PinSource::parse(s).map_err(TokenError::from)?)?,
+                None => super::pin::PinSource::Prompt,
             };
             let pin = source
-                .read(&format!("PIN of YubiKey {}", dev.serial()), &prompt)
+                .read(&format!("PIN of YubiKey {}", dev.serial()), &|w| {
+                    self.officer.secret(w)
+                })
                 .map_err(TokenError::from)?;
             if let Err(e) = dev.verify_pin(pin) {
                 if let (Some(store), PivError::WrongPin { .. }) = (store, &e) {
                     let entry = AuditEntry::new(
                         "login",
-                        self.operator(Some(&format!("YubiKey {}", dev.serial()))),
+                        super::operator(Some(&format!("YubiKey {}", dev.serial()))),
                     )
                     .param("key", uri.to_string())
                     .failed(e.to_string());
-                    if let Err(audit) = store.record(entry) {
-                        self.warn(format!("the failed login could not be audited: {audit}"));
-                    }
+                    self.record_failure(entry, Some(store));
                 }
                 return Err(e.into());
             }
@@ -114,7 +103,7 @@ impl Ctx {
             Some(m) => Rc::clone(m),
             None => Rc::new(self.module(Some(&uri))?),
         };
-        let session = self.login_audited(&module, &uri, store)?;
+        let session = self.login(&module, &uri, store)?;
         Ok(KeyHandle::Token {
             module,
             session,
@@ -128,7 +117,7 @@ impl Ctx {
 impl KeyHandle {
     /// Another key on the same device, for a YubiKey that is open already (a PC/SC card is
     /// opened once); `None` for PKCS#11 keys, which open a session of their own.
-    pub(crate) fn sibling(&self, key: &str) -> Result<Option<Self>, Failure> {
+    pub fn sibling(&self, key: &str) -> Result<Option<Self>, KeyError> {
         let _ = key; // used by the YubiKey arm only
         match self {
             Self::Token { .. } => Ok(None),
@@ -146,11 +135,16 @@ impl KeyHandle {
     }
 
     /// The key, ready to sign.
-    pub(crate) fn signing_key(&self) -> Result<Box<dyn SigningKey + '_>, Failure> {
+    /// `touch` is called when a YubiKey waits for a touch.
+    #[cfg_attr(not(feature = "yubikey"), allow(unused_variables))] // touch: YubiKeys only
+    pub fn signing_key<'s>(
+        &'s self,
+        touch: &'s dyn Fn(),
+    ) -> Result<Box<dyn SigningKey + 's>, KeyError> {
         match self {
             Self::Token { session, uri, .. } => Ok(Box::new(session.signing_key(uri)?)),
             #[cfg(feature = "yubikey")]
-            Self::Piv { dev, uri } => Ok(Box::new(dev.signing_key(uri, Some(&touch_notice))?)),
+            Self::Piv { dev, uri } => Ok(Box::new(dev.signing_key(uri, Some(touch))?)),
         }
     }
 
@@ -160,16 +154,18 @@ impl KeyHandle {
     /// another login or key search. A YubiKey used natively is one device: one session. The
     /// notices say when fewer sessions are used than asked for.
     #[allow(clippy::type_complexity)] // the key, its workers, and the notices
-    pub(crate) fn signing_key_with_workers(
-        &self,
+    #[cfg_attr(not(feature = "yubikey"), allow(unused_variables))] // touch: YubiKeys only
+    pub fn signing_key_with_workers<'s>(
+        &'s self,
         sessions: Option<usize>,
+        touch: &'s dyn Fn(),
     ) -> Result<
         (
-            Box<dyn SigningKey + '_>,
-            Vec<hsmsign::archive::WorkerSigner<'static>>,
+            Box<dyn SigningKey + 's>,
+            Vec<WorkerSigner<'static>>,
             Vec<String>,
         ),
-        Failure,
+        KeyError,
     > {
         match self {
             Self::Token {
@@ -185,7 +181,7 @@ impl KeyHandle {
                 let (workers, notice) = key.workers(module, n);
                 let workers = workers
                     .into_iter()
-                    .map(|w| Box::new(w) as hsmsign::archive::WorkerSigner<'static>)
+                    .map(|w| Box::new(w) as WorkerSigner<'static>)
                     .collect();
                 Ok((Box::new(key), workers, notice.into_iter().collect()))
             }
@@ -196,13 +192,13 @@ impl KeyHandle {
                 } else {
                     Vec::new()
                 };
-                Ok((self.signing_key()?, Vec::new(), notices))
+                Ok((self.signing_key(touch)?, Vec::new(), notices))
             }
         }
     }
 
     /// The public key, without preparing to sign.
-    pub(crate) fn public_key(&self) -> Result<PublicKey, Failure> {
+    pub fn public_key(&self) -> Result<PublicKey, KeyError> {
         match self {
             Self::Token { session, uri, .. } => Ok(session.find_key(uri)?.public),
             #[cfg(feature = "yubikey")]
@@ -211,7 +207,7 @@ impl KeyHandle {
     }
 
     /// The canonical name of the key.
-    pub(crate) fn key_name(&self) -> Result<String, Failure> {
+    pub fn key_name(&self) -> Result<String, KeyError> {
         match self {
             Self::Token { session, uri, .. } => {
                 let k = session.find_key(uri)?;
@@ -227,7 +223,7 @@ impl KeyHandle {
     }
 
     /// Who holds the key, for the audit log: a token label or a YubiKey serial.
-    pub(crate) fn holder(&self) -> String {
+    pub fn holder(&self) -> String {
         match self {
             Self::Token { session, .. } => session.token().label.clone(),
             #[cfg(feature = "yubikey")]
@@ -247,7 +243,7 @@ impl KeyHandle {
     }
 
     /// The module, for opening more PKCS#11 keys in this run.
-    pub(crate) fn module(&self) -> Option<&Rc<Module>> {
+    pub fn module(&self) -> Option<&Rc<Module>> {
         match self {
             Self::Token { module, .. } => Some(module),
             #[cfg(feature = "yubikey")]
@@ -257,12 +253,12 @@ impl KeyHandle {
 
     /// Random bytes: the token's RNG, or the operating system's for a YubiKey (whose PIV
     /// application offers none) or a token whose RNG fails (said once).
-    pub(crate) fn random(&self, ctx: &Ctx, n: usize) -> Result<Vec<u8>, TokenError> {
+    pub fn random(&self, officer: &dyn super::Officer, n: usize) -> Result<Vec<u8>, TokenError> {
         match self {
             Self::Token { session, .. } => {
                 let bytes = session.random(n)?;
                 if let Some(notice) = session.take_rng_notice() {
-                    ctx.warn(notice);
+                    officer.notice(&notice);
                 }
                 Ok(bytes)
             }
@@ -280,7 +276,7 @@ impl KeyHandle {
 
     /// The key's provenance verdict, and the attestation (slot certificate, f9 certificate) when
     /// the device gives one that verifies.
-    pub(crate) fn provenance(&self) -> Result<(String, Option<Vec<u8>>), Failure> {
+    pub fn provenance(&self) -> Result<(String, Option<Vec<u8>>), KeyError> {
         match self {
             Self::Token { session, uri, .. } => Ok((session.inspect(uri)?.verdict, None)),
             #[cfg(feature = "yubikey")]
@@ -288,7 +284,7 @@ impl KeyHandle {
                 let public = dev.public_key(uri)?;
                 match dev.attestation(uri) {
                     Ok((att, f9)) => {
-                        let verified = hsmsign::attest::verify_attestation(
+                        let verified = crate::attest::verify_attestation(
                             &att,
                             &f9,
                             Some(&public),
@@ -316,14 +312,14 @@ impl KeyHandle {
     /// PIV cards keep a certificate in every used slot, and some PIV modules (OpenSC) show a
     /// slot's key only when that certificate is there; it is left in place (and the CA
     /// certificate then lives in the state database, as [`Self::store_certificate`] says).
-    pub(crate) fn refuse_existing_certificate(&self) -> Result<(), Failure> {
+    pub fn refuse_existing_certificate(&self) -> Result<(), KeyError> {
         if let Self::Token { session, uri, .. } = self {
             let k = session.find_key(uri)?;
             if session
                 .certificate(&k.id)?
                 .is_some_and(|der| !is_end_entity(&der))
             {
-                return Err(Failure::Failed(anyhow::anyhow!(
+                return Err(KeyError::Refused(format!(
                     "the token already holds a certificate for {}: this key already belongs to a CA. Use `hsmsign ca import` to adopt that certificate, or generate a new key",
                     session.object_uri(&k.label, &k.id)
                 )));
@@ -334,7 +330,7 @@ impl KeyHandle {
 
     /// Store a CA certificate next to its key, when the device keeps certificates for hsmsign
     /// (PKCS#11 tokens; a YubiKey slot's certificate object is left to the officer's tools).
-    pub(crate) fn store_certificate(&self, ctx: &Ctx, der: &[u8]) {
+    pub fn store_certificate(&self, officer: &dyn super::Officer, der: &[u8]) {
         if let Self::Token { session, uri, .. } = self {
             let existing = session
                 .find_key(uri)
@@ -348,18 +344,18 @@ impl KeyHandle {
                         |c| c.tbs_certificate().subject().to_string(),
                     )
                 };
-                ctx.warn(format!(
+                officer.notice(&format!(
                     "token {:?} already holds an end-entity certificate (subject {subject}) for {} (id {}); it is left in place, and the CA certificate lives only in the state database. Make sure the key serves nothing but this CA",
                     session.token().label,
                     k.label,
-                    hsmsign::encoding::hex(&k.id)
+                    crate::encoding::hex(&k.id)
                 ));
                 return;
             }
             let stored =
                 existing.and_then(|(k, _)| session.store_certificate(&k.label, &k.id, der));
             if let Err(e) = stored {
-                ctx.warn(format!(
+                officer.notice(&format!(
                     "the certificate is recorded, but the token would not store it next to its key ({e}); it lives only in the state database, which is all hsmsign needs"
                 ));
             }
@@ -368,7 +364,7 @@ impl KeyHandle {
 
     /// Close: log out and, for the last user of the module, finalize it (PKCS#11); or release
     /// the YubiKey.
-    pub(crate) fn finish(self) {
+    pub fn finish(self) {
         if let Self::Token {
             module, session, ..
         } = self
