@@ -335,6 +335,15 @@ fn random_u64() -> u64 {
     h.finish()
 }
 
+/// Fill a reserved output file and move it into place.
+pub fn write_reserved(mut file: AtomicFile, data: &[u8]) -> Result<(), OutputError> {
+    use std::io::Write;
+    let path = file.path().to_path_buf();
+    file.write_all(data)
+        .map_err(|source| OutputError::Io { path, source })?;
+    file.commit()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,15 @@
 //! caller only after the transaction committed, so no certificate ever exists outside without
 //! its database row and audit record.
 
+mod usecases;
+
+pub use usecases::{
+    CaCreated, CaImport, CaInit, CaIntermediate, CaSignIntermediate, CertIssue, CertIssued,
+    CertKey, CertRevoke, CrlGenerate, CrlGenerated, SignedIntermediate, ValidCertIssue, ValidNewCa,
+    ValidSignIntermediate, chain_of, crl, import, init, intermediate, issue, revoke_request,
+    sign_intermediate, with_issuer,
+};
+
 use time::{Duration, OffsetDateTime};
 
 use crate::signer::{PublicKey, SigningKey};
@@ -134,6 +143,37 @@ pub enum CaError {
     /// The token failed (random numbers, keys).
     #[error(transparent)]
     Token(#[from] crate::keys::pkcs11::TokenError),
+    /// A key could not be opened or used.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// An input file could not be read.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
+    /// A CSR is unreadable or does not verify.
+    #[error(transparent)]
+    Csr(#[from] x509::CsrError),
+    /// An output file could not be reserved or written.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
+    /// A key bundle could not be made.
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
+    /// A file failed to be written after its record was committed.
+    #[error("{error}\nNote: {recorded}; {again}.")]
+    AfterRecord {
+        /// What failed.
+        error: crate::output::OutputError,
+        /// What is recorded already.
+        recorded: String,
+        /// How to get the file again.
+        again: String,
+    },
+    /// The request's options do not fit together (a usage error: exit status 2).
+    #[error("{0}")]
+    Usage(String),
+    /// A value of the request is not acceptable (the message names it).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A CA ready to sign: its record, parsed certificate and token key.

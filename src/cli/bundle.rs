@@ -131,16 +131,6 @@ fn read_secret(ctx: &Ctx, source: Option<&str>, what: &str) -> Result<SecretStri
     Ok(source.read(what, &prompt).map_err(TokenError::from)?)
 }
 
-/// `cert issue --generate-key`: the bundle password first (so a missing one stops before
-/// anything happens), then the key, made by the library.
-pub(super) fn instance_key(
-    ctx: &Ctx,
-    password_source: Option<&str>,
-) -> Result<bundle::InstanceKey, Failure> {
-    let password = read_secret(ctx, password_source, "Password for the PKCS#12 key bundle")?;
-    Ok(bundle::InstanceKey::generate(password)?)
-}
-
 pub(super) fn run(ctx: &Ctx, cmd: BundleCmd) -> CmdResult {
     match cmd {
         BundleCmd::Truststore {
@@ -304,7 +294,7 @@ fn trusted_keys(ctx: &Ctx, cas: &[String], out: &std::path::Path, force: bool) -
         reserved.push(hsmsign::output::AtomicFile::create(target, force)?);
     }
     for (file, content) in reserved.into_iter().zip(&files) {
-        super::write_reserved(file, content.pem.as_bytes())?;
+        hsmsign::output::write_reserved(file, content.pem.as_bytes())?;
     }
     let now = time::OffsetDateTime::now_utc();
     for r in &records {

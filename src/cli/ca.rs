@@ -3,18 +3,13 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use hsmsign::ca::{self, Issuer, NewCaRequest, Validity};
+use hsmsign::ca;
 use hsmsign::encoding::pem_encode;
-use hsmsign::input::InputKind;
-use hsmsign::output::AtomicFile;
 use hsmsign::store::{CaRecord, Store};
-use hsmsign::x509::{
-    CaCertificate, CertificateRequest, DistinguishedName, Profile, format_time, parse_ca_csr,
-};
+use hsmsign::x509::{CaCertificate, format_time};
 use serde_json::json;
 
-use super::{CmdResult, Ctx, Failure};
-use hsmsign::keys::KeyHandle;
+use super::{CmdResult, Ctx, Failure, ca_failure};
 
 /// CA commands.
 #[derive(Subcommand, Debug)]
@@ -179,46 +174,9 @@ fn path_len_arg(s: &str) -> Result<u8, String> {
     ))
 }
 
-pub(super) fn parse_dn(s: &str) -> Result<DistinguishedName, Failure> {
-    Ok(DistinguishedName::parse(s).map_err(|e| anyhow::anyhow!("--subject: {e}"))?)
-}
-
-/// Open the key of CA `name` (a token or a YubiKey), log in, and run `f` with the CA ready
-/// to sign.
-pub(super) fn with_issuer<T>(
-    ctx: &Ctx,
-    store: &Store,
-    name: &str,
-    f: impl FnOnce(&Issuer<'_>, &KeyHandle) -> Result<T, Failure>,
-) -> Result<T, Failure> {
-    let record = store
-        .ca(name)?
-        .ok_or_else(|| ca::CaError::UnknownCa(name.to_string()))?;
-    let handle = ctx.keys.open_key(&record.key_uri, Some(store), None)?;
-    let result = {
-        let key = handle.signing_key(&super::touch)?;
-        let issuer = Issuer::load(store, name, key.as_ref())?;
-        f(&issuer, &handle)
-    };
-    handle.finish();
-    result
-}
-
 /// The chain of CA `name` up to its root, CA first.
 pub(super) fn chain_of(store: &Store, name: &str) -> Result<Vec<CaRecord>, Failure> {
-    let mut chain = Vec::new();
-    let mut next = Some(name.to_string());
-    while let Some(n) = next {
-        let rec = store
-            .ca(&n)?
-            .ok_or_else(|| ca::CaError::UnknownCa(n.clone()))?;
-        next = rec.parent.clone();
-        chain.push(rec);
-        if chain.len() > 16 {
-            break;
-        }
-    }
-    Ok(chain)
+    ca::chain_of(store, name).map_err(ca_failure)
 }
 
 fn describe_ca(rec: &CaRecord) -> String {
@@ -268,37 +226,6 @@ fn ca_json(rec: &CaRecord) -> serde_json::Value {
     })
 }
 
-/// Everything a new CA needs checked before the token is touched: the subject, the validity,
-/// the key URI, the output path, and a free name in the state.
-#[allow(clippy::too_many_arguments)] // the command's own arguments, passed through once
-fn prepare_new_ca(
-    ctx: &Ctx,
-    name: &str,
-    key: &str,
-    subject: &str,
-    days: Option<u64>,
-    profile: Profile,
-    out: &Option<PathBuf>,
-    force: bool,
-) -> Result<(DistinguishedName, Validity, Store, Option<AtomicFile>), Failure> {
-    let subject = parse_dn(subject)?;
-    let validity = Validity::for_profile(profile, days)?;
-    ctx.keys.check_key_name(key)?;
-    if let Some(o) = out {
-        hsmsign::output::check_new(o, force)?;
-    }
-    let store = ctx.require_store()?;
-    if store.ca(name)?.is_some() {
-        return Err(ca::CaError::NameTaken(name.to_string()).into());
-    }
-    // Reserved before the token signs: proves the directory writable.
-    let out_file = out
-        .as_deref()
-        .map(|o| AtomicFile::create(o, force))
-        .transpose()?;
-    Ok((subject, validity, store, out_file))
-}
-
 pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
     match cmd {
         CaCmd::Init {
@@ -311,36 +238,24 @@ pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             allow_duplicate_dn,
             force,
         } => {
-            let (subject, validity, store, out_file) =
-                prepare_new_ca(ctx, &name, &key, &subject, days, Profile::Root, &out, force)?;
-            let handle = ctx.keys.open_key(&key, Some(&store), None)?;
-            let issued = {
-                let key = handle.signing_key(&super::touch)?;
-                handle.refuse_existing_certificate()?;
-                let (provenance, attestation) = handle.provenance()?;
-                let serial = ca::fresh_serial(&store, &mut |n| handle.random(ctx.keys.officer, n))?;
-                let issued = ca::create_root(
-                    &store,
-                    &NewCaRequest {
-                        name: &name,
-                        subject: &subject,
-                        key_uri: &key.name(),
-                        public_key: key.public_key(),
-                        provenance: &provenance,
-                        validity,
-                        path_len,
-                        serial: &serial,
-                        attestation: attestation.as_deref(),
-                        allow_duplicate_dn,
-                    },
-                    key.as_ref(),
-                    hsmsign::keys::operator(Some(&handle.holder())),
-                )?;
-                handle.store_certificate(ctx.keys.officer, &issued.der);
-                issued
-            };
-            handle.finish();
-            finish_ca(ctx, &store, &name, &issued, out_file)
+            let store = ctx.require_store()?;
+            let created = ca::init(
+                &ctx.keys,
+                &store,
+                &ca::CaInit {
+                    name,
+                    key,
+                    subject,
+                    days,
+                    path_len,
+                    out,
+                    allow_duplicate_dn,
+                    force,
+                },
+            )
+            .map_err(ca_failure)?;
+            print_created(ctx, &created);
+            Ok(())
         }
         CaCmd::Intermediate {
             name,
@@ -353,61 +268,25 @@ pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             allow_duplicate_dn,
             force,
         } => {
-            let (subject, validity, store, out_file) = prepare_new_ca(
-                ctx,
-                &name,
-                &key,
-                &subject,
-                days,
-                Profile::Intermediate,
-                &out,
-                force,
-            )?;
-            // The issuer's end and path length, before any token is opened.
-            ca::check_request(
+            let store = ctx.require_store()?;
+            let created = ca::intermediate(
+                &ctx.keys,
                 &store,
-                &issuer,
-                &ca::RequestCheck {
-                    subject: &subject,
-                    public_key: None,
-                    profile: Profile::Intermediate,
-                    sans: &[],
-                    validity,
+                &ca::CaIntermediate {
+                    name,
+                    issuer,
+                    key,
+                    subject,
                     days,
-                    path_len: Some(path_len.unwrap_or(0)),
+                    path_len,
+                    out,
                     allow_duplicate_dn,
+                    force,
                 },
-            )?;
-            let issued = with_issuer(ctx, &store, &issuer, |iss, issuer_handle| {
-                // The new CA's key may sit on the issuer's token or YubiKey, or on another one.
-                let subject_handle = ctx.keys.open_other(issuer_handle, &key, &store)?;
-                let public_key = subject_handle.public_key()?;
-                subject_handle.refuse_existing_certificate()?;
-                let (provenance, attestation) = subject_handle.provenance()?;
-                let serial =
-                    ca::fresh_serial(&store, &mut |n| issuer_handle.random(ctx.keys.officer, n))?;
-                let issued = ca::create_intermediate(
-                    &store,
-                    &NewCaRequest {
-                        name: &name,
-                        subject: &subject,
-                        key_uri: &subject_handle.key_name()?,
-                        public_key: &public_key,
-                        provenance: &provenance,
-                        validity,
-                        path_len,
-                        serial: &serial,
-                        attestation: attestation.as_deref(),
-                        allow_duplicate_dn,
-                    },
-                    iss,
-                    hsmsign::keys::operator(Some(&issuer_handle.holder())),
-                )?;
-                subject_handle.store_certificate(ctx.keys.officer, &issued.der);
-                subject_handle.finish();
-                Ok(issued)
-            })?;
-            finish_ca(ctx, &store, &name, &issued, out_file)
+            )
+            .map_err(ca_failure)?;
+            print_created(ctx, &created);
+            Ok(())
         }
         CaCmd::SignIntermediate {
             issuer,
@@ -418,123 +297,44 @@ pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             allow_duplicate_dn,
             force,
         } => {
-            let bytes = hsmsign::x509::read_csr_file(&csr)?;
-            // A request for a CA: CA:TRUE, keyCertSign and cRLSign are what it should ask for.
-            let request = parse_ca_csr(&bytes, &csr.display().to_string())?;
-            let subject = request.subject()?;
-            let validity = Validity::for_profile(Profile::Intermediate, days)?;
-            let path_len = path_len.unwrap_or(0);
-            hsmsign::output::check_distinct(&[&out], &[&csr])?;
-            let out_file = AtomicFile::create(&out, force)?;
             let store = ctx.require_store()?;
-            let capped = ca::check_request(
+            let signed = ca::sign_intermediate(
+                &ctx.keys,
                 &store,
-                &issuer,
-                &ca::RequestCheck {
-                    subject: &subject,
-                    public_key: Some(request.public_key()),
-                    profile: Profile::Intermediate,
-                    sans: &[],
-                    validity,
+                &ca::CaSignIntermediate {
+                    issuer,
+                    csr,
                     days,
-                    path_len: Some(path_len),
+                    path_len,
+                    out: out.clone(),
                     allow_duplicate_dn,
+                    force,
                 },
-            )?;
-            for w in request.ignored() {
-                ctx.warn(format!("CSR: {w}"));
-            }
-            if let Some(note) = requested_constraints_note(&request, path_len) {
-                ctx.warn(note);
-            }
-            let issued = with_issuer(ctx, &store, &issuer, |iss, handle| {
-                let serial = ca::fresh_serial(&store, &mut |n| handle.random(ctx.keys.officer, n))?;
-                Ok(ca::issue_certificate(
-                    &store,
-                    iss,
-                    &ca::CertRequest {
-                        subject: &subject,
-                        public_key: request.public_key(),
-                        profile: Profile::Intermediate,
-                        sans: &[],
-                        validity,
-                        path_len: Some(path_len),
-                        serial: &serial,
-                        key_source: "csr".into(),
-                        csr: Some(&request),
-                        allow_duplicate_dn,
-                    },
-                    hsmsign::keys::operator(Some(&handle.holder())),
-                )?)
-            })?;
-            let pem = pem_encode("CERTIFICATE", &issued.der);
-            super::after_record(
-                super::write_reserved(out_file, pem.as_bytes()),
-                &format!(
-                    "certificate {} was issued and recorded in the state directory (audit record {})",
-                    issued.serial, issued.audit_seq
-                ),
-                &format!(
-                    "write it again with `hsmsign cert show --serial {} --out FILE`",
-                    issued.serial
-                ),
-            )?;
-            if let Some(n) = issued.notice.as_ref().or(capped.as_ref()) {
-                ctx.warn(n);
-            }
-            let carries = carried_constraints(path_len);
+            )
+            .map_err(ca_failure)?;
+            let carries = carried_constraints(signed.path_len);
             ctx.emit(
                 format!(
                     "Signed an intermediate CA certificate for {} (serial {}); wrote {}.\nIt carries {carries}.\nIt is recorded as a certificate; this appliance does not hold its key.",
-                    subject,
-                    issued.serial,
+                    signed.subject,
+                    signed.issued.serial,
                     out.display()
                 ),
                 json!({
-                    "serial": issued.serial.to_string(),
-                    "subject": subject.to_string(),
+                    "serial": signed.issued.serial.to_string(),
+                    "subject": signed.subject.to_string(),
                     "out": out,
-                    "audit_seq": issued.audit_seq,
-                    "basic_constraints": {"ca": true, "path_len": path_len, "critical": true},
+                    "audit_seq": signed.issued.audit_seq,
+                    "basic_constraints": {"ca": true, "path_len": signed.path_len, "critical": true},
                     "key_usage": ["keyCertSign", "cRLSign"],
                 }),
             );
             Ok(())
         }
         CaCmd::Import { name, cert, key } => {
-            let bytes = hsmsign::input::read(&cert, InputKind::Certificate)?;
-            let parsed = CaCertificate::parse(&bytes, &cert.display().to_string())?;
-            ctx.keys.check_key_name(&key)?;
             let store = ctx.require_store()?;
-            if store.ca(&name)?.is_some() {
-                return Err(ca::CaError::NameTaken(name).into());
-            }
-            let handle = ctx.keys.open_key(&key, Some(&store), None)?;
-            let record = {
-                let key_uri = handle.key_name()?;
-                let public = handle.public_key()?;
-                let (provenance, _) = handle.provenance()?;
-                let record = ca::import_ca(
-                    &store,
-                    &ca::ImportRequest {
-                        name: &name,
-                        cert: parsed.der(),
-                        source: &cert.display().to_string(),
-                        key_uri: &key_uri,
-                        key_public: &public,
-                        provenance: &provenance,
-                    },
-                    hsmsign::keys::operator(Some(&handle.holder())),
-                )?;
-                if handle.refuse_existing_certificate().is_ok() {
-                    handle.store_certificate(ctx.keys.officer, parsed.der());
-                }
-                record
-            };
-            handle.finish();
-            for w in parsed.warnings() {
-                ctx.warn(w);
-            }
+            let record = ca::import(&ctx.keys, &store, &ca::CaImport { name, cert, key })
+                .map_err(ca_failure)?;
             ctx.emit(
                 format!("Imported\n{}", describe_ca(&record)),
                 json!({"ca": ca_json(&record)}),
@@ -631,57 +431,16 @@ fn carried_constraints(path_len: u8) -> String {
     )
 }
 
-/// A notice when the request's basicConstraints differ from what the certificate will carry.
-fn requested_constraints_note(request: &CertificateRequest, path_len: u8) -> Option<String> {
-    let asked = request.requested_basic_constraints()?;
-    if !asked.ca {
-        return Some(format!(
-            "CSR: the request asks for basicConstraints CA:FALSE; an intermediate CA certificate carries CA:TRUE, pathlen:{path_len}"
-        ));
-    }
-    match asked.path_len {
-        Some(p) if p == path_len => None,
-        Some(p) => Some(format!(
-            "CSR: the request asks for pathlen:{p}; the certificate carries pathlen:{path_len} (--path-len decides; default 0)"
-        )),
-        None => Some(format!(
-            "CSR: the request asks for no path length limit; the certificate carries pathlen:{path_len} (--path-len decides; default 0)"
-        )),
-    }
-}
-
-fn finish_ca(
-    ctx: &Ctx,
-    store: &Store,
-    name: &str,
-    issued: &ca::Issued,
-    out_file: Option<AtomicFile>,
-) -> CmdResult {
-    let out = out_file.as_ref().map(|f| f.path().to_path_buf());
-    if let Some(file) = out_file {
-        super::after_record(
-            super::write_reserved(file, pem_encode("CERTIFICATE", &issued.der).as_bytes()),
-            &format!(
-                "CA {name:?} was created and recorded in the state directory (audit record {})",
-                issued.audit_seq
-            ),
-            &format!(
-                "write its certificate again with `hsmsign ca export --name {name} --out FILE`"
-            ),
-        )?;
-    }
-    if let Some(n) = &issued.notice {
-        ctx.warn(n);
-    }
-    let rec = store
-        .ca(name)?
-        .ok_or_else(|| ca::CaError::UnknownCa(name.to_string()))?;
-    let mut text = format!("Created\n{}", describe_ca(&rec));
-    if let Some(o) = &out {
+/// What a new CA's commands print.
+fn print_created(ctx: &Ctx, created: &ca::CaCreated) {
+    let mut text = format!("Created\n{}", describe_ca(&created.record));
+    if let Some(o) = &created.out {
         text.push_str(&format!("\n  written to:  {}", o.display()));
     }
-    ctx.emit(text, json!({"ca": ca_json(&rec), "out": out}));
-    Ok(())
+    ctx.emit(
+        text,
+        json!({"ca": ca_json(&created.record), "out": created.out}),
+    );
 }
 
 pub(super) fn run_crl(ctx: &Ctx, cmd: CrlCmd) -> CmdResult {
@@ -692,44 +451,19 @@ pub(super) fn run_crl(ctx: &Ctx, cmd: CrlCmd) -> CmdResult {
             out,
             force,
         } => {
-            let out_file = AtomicFile::create(&out, force)?;
             let store = ctx.require_store()?;
-            // The window, before the token is opened.
-            let record = store
-                .ca(&name)?
-                .ok_or_else(|| ca::CaError::UnknownCa(name.clone()))?;
-            let cert = CaCertificate::parse(
-                &record.certificate_der,
-                &format!("certificate of CA {name:?}"),
-            )?;
-            ca::crl_next_update(
-                &name,
-                cert.not_after(),
-                time::OffsetDateTime::now_utc(),
-                days,
-            )?;
-            if !cert.can_sign_crl() {
-                return Err(hsmsign::x509::IssueError::CannotSignCrl {
-                    subject: cert.subject().to_string(),
-                }
-                .into());
-            }
-            let (der, number) = with_issuer(ctx, &store, &name, |iss, handle| {
-                Ok(ca::generate_crl(
-                    &store,
-                    iss,
+            let done = ca::crl(
+                &ctx.keys,
+                &store,
+                &ca::CrlGenerate {
+                    ca: name.clone(),
                     days,
-                    hsmsign::keys::operator(Some(&handle.holder())),
-                )?)
-            })?;
-            let revoked = store.revocations(&name)?.len();
-            super::after_record(
-                super::write_reserved(out_file, pem_encode("X509 CRL", &der).as_bytes()),
-                &format!(
-                    "CRL number {number} of CA {name:?} was signed and recorded in the state directory"
-                ),
-                "run `hsmsign crl generate` again for a new CRL (it lists the same revocations)",
-            )?;
+                    out: out.clone(),
+                    force,
+                },
+            )
+            .map_err(ca_failure)?;
+            let (number, revoked) = (done.number, done.revoked);
             ctx.emit(
                 format!(
                     "Signed CRL number {number} of CA {name:?} listing {revoked} revoked certificate(s), next update in {days} days; wrote {}.\nNote: JS7 itself reads no CRLs; publish it for JOC Cockpit's web server, proxies and other consumers.",

@@ -3,17 +3,14 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use hsmsign::ca::{self, CertRequest, Validity};
+use hsmsign::ca::{self, CertIssue, CertKey};
 use hsmsign::encoding::pem_encode;
-use hsmsign::output::AtomicFile;
-use hsmsign::signer::PublicKey;
 use hsmsign::store::{CertificateRecord, Store};
-use hsmsign::x509::{Profile, RevocationReason, SanEntry, Serial, format_time, parse_csr};
+use hsmsign::x509::{Profile, RevocationReason, Serial, format_time};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::ca::{chain_of, parse_dn, with_issuer};
-use super::{CmdResult, Ctx, Failure};
+use super::{CmdResult, Ctx, Failure, ca_failure};
 
 /// Where the certified key comes from: exactly one.
 #[derive(Args, Debug)]
@@ -167,215 +164,51 @@ pub(super) fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
             allow_duplicate_dn,
             force,
         } => {
-            // 1. Everything that can be checked without the token.
-            let profile = Profile::parse(&profile)?;
-            if profile.is_ca() {
-                return Err(Failure::Usage(format!(
-                    "--profile {} is a CA profile: use `hsmsign ca intermediate` or `ca sign-intermediate`",
-                    profile.name()
-                )));
-            }
-            let subject = subject.as_deref().map(parse_dn).transpose()?;
-            let mut sans = match &san {
-                Some(list) => {
-                    SanEntry::parse_list(list).map_err(|e| anyhow::anyhow!("--san: {e}"))?
-                }
-                None => Vec::new(),
-            };
-            let validity = Validity::for_profile(profile, days)?;
-            let csr = match &source.csr {
-                Some(path) => {
-                    let bytes = hsmsign::x509::read_csr_file(path)?;
-                    Some(parse_csr(&bytes, &path.display().to_string())?)
-                }
-                None => None,
-            };
-            if let Some(c) = &csr {
-                for w in c.ignored() {
-                    ctx.warn(format!("CSR: {w}"));
-                }
-                for s in c.sans() {
-                    if !sans.contains(s) {
-                        sans.push(s.clone());
+            let key = match (source.csr, source.key, source.generate_key) {
+                (Some(csr), None, None) => CertKey::Csr(csr),
+                (None, Some(key), None) => CertKey::Token(key),
+                (None, None, Some(algorithm)) => {
+                    let Some(pkcs12) = pkcs12.clone() else {
+                        return Err(Failure::Usage(
+                            "--generate-key needs --pkcs12 FILE and --p12-password-source SRC: the key leaves this appliance only inside a password-protected PKCS#12".into(),
+                        ));
+                    };
+                    CertKey::Generate {
+                        algorithm,
+                        pkcs12,
+                        password_source: p12_password_source,
                     }
                 }
-                hsmsign::x509::san::check_count(sans.len()).map_err(|e| {
-                    anyhow::anyhow!("--san and the names requested in {}: {e}", c_path(&source))
-                })?;
-            }
-            let subject = match (subject, &csr) {
-                (Some(s), _) => s,
-                (None, Some(c)) => c.subject()?,
-                (None, None) => {
+                _ => {
                     return Err(Failure::Usage(
-                        "--subject is required with --key and --generate-key".into(),
+                        "give exactly one of --csr, --key or --generate-key".into(),
                     ));
                 }
             };
-            if let Some(alg) = &source.generate_key {
-                if alg != "ec-p256" {
-                    return Err(Failure::Usage(format!(
-                        "--generate-key {alg:?}: only ec-p256 is offered for key bundles"
-                    )));
-                }
-                if pkcs12.is_none() || p12_password_source.is_none() {
-                    return Err(Failure::Usage(
-                        "--generate-key needs --pkcs12 FILE and --p12-password-source SRC: the key leaves this appliance only inside a password-protected PKCS#12".into(),
-                    ));
-                }
-            } else if pkcs12.is_some() {
+            if pkcs12.is_some() && !matches!(key, CertKey::Generate { .. }) {
                 return Err(Failure::Usage(
                     "--pkcs12 goes with --generate-key only (with --csr the key stays on the instance)".into(),
                 ));
             }
-            // Every output is checked together and reserved (its temporary file made, which
-            // proves the directory writable) before the token signs: a key bundle must never
-            // be lost after its certificate is issued.
-            let outputs: Vec<&std::path::Path> = [&out, &chain_out, &pkcs12]
-                .into_iter()
-                .flatten()
-                .map(PathBuf::as_path)
-                .collect();
-            let inputs: Vec<&std::path::Path> = source.csr.iter().map(PathBuf::as_path).collect();
-            hsmsign::output::check_distinct(&outputs, &inputs)?;
-            let reserve = |p: &Option<PathBuf>| {
-                p.as_deref()
-                    .map(|p| AtomicFile::create(p, force))
-                    .transpose()
-            };
-            let out_file = reserve(&out)?;
-            let chain_file = reserve(&chain_out)?;
-            let p12_file = pkcs12
-                .as_deref()
-                .map(|p| AtomicFile::create_secret(p, force))
-                .transpose()?;
-            let generated = match &source.generate_key {
-                Some(_) => Some(super::bundle::instance_key(
-                    ctx,
-                    p12_password_source.as_deref(),
-                )?),
-                None => None,
-            };
-            if let Some(k) = &source.key {
-                ctx.keys.check_key_name(k)?;
-            }
             let store = ctx.require_store()?;
-            let chain = chain_of(&store, &ca_name)?;
-            // The whole request against the CA, before the token: an explicit --days that
-            // reaches past the issuer is a mistake to point out (the default validity is cut to
-            // the issuer's end instead, with a notice); path length, profile rules, names, size.
-            ca::check_request(
+            let done = ca::issue(
+                &ctx.keys,
                 &store,
-                &ca_name,
-                &ca::RequestCheck {
-                    subject: &subject,
-                    public_key: csr
-                        .as_ref()
-                        .map(|c| c.public_key())
-                        .or_else(|| generated.as_ref().map(|g| g.public_key())),
+                &CertIssue {
+                    ca: ca_name.clone(),
                     profile,
-                    sans: &sans,
-                    validity,
+                    key,
+                    subject,
+                    san,
                     days,
-                    path_len: None,
+                    out: out.clone(),
+                    chain_out: chain_out.clone(),
                     allow_duplicate_dn,
+                    force,
                 },
-            )?;
-            // 2. The token: sign inside one audited transaction.
-            let issued = with_issuer(ctx, &store, &ca_name, |iss, issuer_handle| {
-                let mut token_key_public: Option<PublicKey> = None;
-                let key_source;
-                if let Some(key) = &source.key {
-                    // An operator's key on their own token or YubiKey (or on the CA's).
-                    let subject_handle = ctx.keys.open_other(issuer_handle, key, &store)?;
-                    key_source = subject_handle.key_name()?;
-                    token_key_public = Some(subject_handle.public_key()?);
-                    subject_handle.finish();
-                } else if csr.is_some() {
-                    key_source = "csr".to_string();
-                } else {
-                    key_source =
-                        "generated in memory, handed over in a PKCS#12 key bundle".to_string();
-                }
-                let public_key: &PublicKey = match (&token_key_public, &csr, &generated) {
-                    (Some(p), _, _) => p,
-                    (None, Some(c), _) => c.public_key(),
-                    (None, None, Some(g)) => g.public_key(),
-                    _ => unreachable_source()?,
-                };
-                let serial =
-                    ca::fresh_serial(&store, &mut |n| issuer_handle.random(ctx.keys.officer, n))?;
-                Ok(ca::issue_certificate(
-                    &store,
-                    iss,
-                    &CertRequest {
-                        subject: &subject,
-                        public_key,
-                        profile,
-                        sans: &sans,
-                        validity,
-                        path_len: None,
-                        serial: &serial,
-                        key_source,
-                        csr: csr.as_ref(),
-                        allow_duplicate_dn,
-                    },
-                    hsmsign::keys::operator(Some(&issuer_handle.holder())),
-                )?)
-            })?;
-            // 3. Files, only after the record is committed: the key bundle first (it holds the
-            // only copy of a generated key), then the certificate and the chain. A failure here
-            // says what is already recorded and how to get the file again.
-            let chain_ders: Vec<Vec<u8>> =
-                chain.iter().map(|c| c.certificate_der.clone()).collect();
-            let recorded = format!(
-                "certificate {} was issued and recorded in the state directory (audit record {})",
-                issued.serial, issued.audit_seq
-            );
-            let again = format!(
-                "write it again with `hsmsign cert show --serial {} --out FILE`",
-                issued.serial
-            );
-            if let (Some(g), Some(file)) = (&generated, p12_file) {
-                // One alias for every key bundle, the one js7-config names by default.
-                let bytes =
-                    g.pkcs12(&issued.der, &chain_ders, hsmsign::bundle::KEY_BUNDLE_ALIAS)?;
-                super::after_record(
-                    super::write_reserved(file, &bytes),
-                    &recorded,
-                    "the generated key is only in this bundle: if it was kept under a temporary name, rename it; otherwise revoke the certificate and issue a new one",
-                )?;
-                ctx.warn(
-                    "Medium security: this instance key was made on the appliance and handed over in a PKCS#12 file. Prefer a CSR made on the instance; transfer the file securely and delete copies.",
-                );
-            }
-            if let Some(file) = out_file {
-                let pem = pem_encode("CERTIFICATE", &issued.der);
-                super::after_record(
-                    super::write_reserved(file, pem.as_bytes()),
-                    &recorded,
-                    &again,
-                )?;
-            }
-            if let Some(file) = chain_file {
-                let pem: String = chain_ders
-                    .iter()
-                    .map(|d| pem_encode("CERTIFICATE", d))
-                    .collect();
-                super::after_record(
-                    super::write_reserved(file, pem.as_bytes()),
-                    &recorded,
-                    &format!(
-                        "write it again with `hsmsign ca export --name {ca_name} --chain --out FILE`"
-                    ),
-                )?;
-            }
-            if let Some(n) = &issued.notice {
-                ctx.warn(n);
-            }
-            let rec = store.certificate(&issued.serial)?.ok_or_else(|| {
-                anyhow::anyhow!("the issued certificate is missing from the state")
-            })?;
+            )
+            .map_err(ca_failure)?;
+            let (profile, rec) = (done.profile, done.record);
             let mut text = format!(
                 "Issued {} certificate\n  subject: {}\n  serial:  {}\n  SHA-256: {}\n  valid:   {} .. {}",
                 profile.name(),
@@ -505,17 +338,15 @@ pub(super) fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
             serial,
             reason,
         } => {
-            let serial = parse_serial(&serial)?;
-            let reason =
-                RevocationReason::parse(&reason).map_err(|e| Failure::Usage(e.to_string()))?;
             let store = ctx.require_store()?;
-            let rec = ca::revoke(
-                &store,
-                &ca_name,
-                &serial,
+            let request = ca::CertRevoke {
+                ca: ca_name.clone(),
+                serial,
                 reason,
-                hsmsign::keys::operator(None),
-            )?;
+            };
+            let rec = ca::revoke_request(&store, &request).map_err(ca_failure)?;
+            let reason = RevocationReason::parse(&request.reason)
+                .map_err(|e| Failure::Usage(e.to_string()))?;
             ctx.emit(
                 format!(
                     "Revoked {} ({}), reason {}.\nJS7 reads no CRLs: to withdraw it from JS7, remove this certificate (or its signer) from the Controllers' and Agents' config/private/trusted-x509-keys/ and from the https truststores, and re-issue where needed. Publish a new CRL with `hsmsign crl generate --ca {}` for other consumers.",
@@ -529,19 +360,4 @@ pub(super) fn run(ctx: &Ctx, cmd: CertCmd) -> CmdResult {
             Ok(())
         }
     }
-}
-
-/// The CSR's file name, for messages.
-fn c_path(source: &KeySource) -> String {
-    source
-        .csr
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
-}
-
-fn unreachable_source<T>() -> Result<T, Failure> {
-    Err(Failure::Usage(
-        "give exactly one of --csr, --key or --generate-key".into(),
-    ))
 }

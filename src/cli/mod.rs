@@ -216,28 +216,6 @@ impl Ctx {
     }
 }
 
-/// Fill a reserved output file and move it into place.
-pub(crate) fn write_reserved(
-    mut file: hsmsign::output::AtomicFile,
-    data: &[u8],
-) -> Result<(), hsmsign::output::OutputError> {
-    use std::io::Write;
-    let path = file.path().to_path_buf();
-    file.write_all(data)
-        .map_err(|source| hsmsign::output::OutputError::Io { path, source })?;
-    file.commit()
-}
-
-/// A file written after its record was committed: on failure, say what is already recorded
-/// (the serial, the audit record) and how to get the file again, so nothing is silently lost.
-pub(crate) fn after_record(
-    result: Result<(), hsmsign::output::OutputError>,
-    recorded: &str,
-    again: &str,
-) -> Result<(), Failure> {
-    result.map_err(|e| Failure::Failed(anyhow::anyhow!("{e}\nNote: {recorded}; {again}.")))
-}
-
 /// Ask on the terminal without echo. Fails (never hangs) without a terminal.
 pub(crate) fn prompt(what: &str) -> Result<SecretString, PinError> {
     if std::fs::OpenOptions::new()
@@ -316,5 +294,13 @@ pub(crate) fn run(cli: Cli) -> CmdResult {
         Command::Bundle(c) => bundle::run(&ctx, c),
         Command::Crl(c) => ca::run_crl(&ctx, c),
         Command::Audit(c) => audit::run(&ctx, c),
+    }
+}
+
+/// A CA use case's error: its usage errors exit with status 2, the rest with 1.
+pub(crate) fn ca_failure(e: hsmsign::ca::CaError) -> Failure {
+    match e {
+        hsmsign::ca::CaError::Usage(m) => Failure::Usage(m),
+        e => Failure::Failed(e.into()),
     }
 }
