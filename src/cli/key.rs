@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use hsmsign::keys::pkcs11::{Pkcs11Uri, TokenError};
-use hsmsign::signer::KeyAlgorithm;
-use hsmsign::store::AuditEntry;
+use hsmsign::keys::KeyGenerate;
+use hsmsign::keys::pkcs11::Pkcs11Uri;
 use serde_json::json;
 
-use super::{CmdResult, Ctx, Failure};
+use super::{CmdResult, Ctx, key_failure};
 
 /// Key commands.
 #[derive(Subcommand, Debug)]
@@ -73,15 +72,6 @@ pub(crate) enum KeyCmd {
         from: PathBuf,
     },
 }
-
-fn label_of(uri: &Pkcs11Uri) -> Result<String, Failure> {
-    uri.object.clone().ok_or_else(|| {
-        Failure::Usage(format!(
-            "{uri} names no label for the new key: add ;object=LABEL to the URI"
-        ))
-    })
-}
-
 /// Print the public key as PEM, or write it to `out`.
 fn write_public(
     ctx: &Ctx,
@@ -114,50 +104,48 @@ pub(super) fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
             #[cfg(feature = "yubikey")]
             piv,
         } => {
-            let alg = KeyAlgorithm::parse(&algorithm).ok_or_else(|| {
-                Failure::Usage(format!(
-                    "unknown --algorithm {algorithm:?}: use ec-p256, ec-p384, rsa-3072 or rsa-4096"
-                ))
-            })?;
+            #[cfg(not(feature = "yubikey"))]
+            let request = KeyGenerate {
+                key,
+                algorithm,
+                ..KeyGenerate::default()
+            };
             #[cfg(feature = "yubikey")]
-            if hsmsign::keys::piv::PivUri::is_piv(&key) {
-                return super::piv::generate(ctx, &key, alg, &piv);
-            }
-            let uri = ctx.keys.uri(&key)?;
-            let label = label_of(&uri)?;
+            let request = KeyGenerate {
+                key,
+                algorithm,
+                pin_policy: piv.pin_policy,
+                touch_policy: piv.touch_policy,
+                management_key_source: piv.management_key_source,
+                allow_default_credentials: piv.allow_default_credentials,
+            };
+            request.validate(&ctx.keys).map_err(key_failure)?;
             let store = ctx.store()?;
-            let module = ctx.keys.module(Some(&uri))?;
-            let session =
-                ctx.keys
-                    .login(&module, &uri.token_part_with_pin(&uri), store.as_ref())?;
-            let info = session.generate_key(&label, alg, uri.id.as_deref())?;
-            let public = session
-                .find_key(&Pkcs11Uri::parse(&info.uri).map_err(TokenError::from)?)?
-                .public;
-            if let Some(store) = &store {
-                store.record(
-                    AuditEntry::new(
-                        "key.generate",
-                        hsmsign::keys::operator(Some(&session.token().label)),
-                    )
-                    .param("key", info.uri.clone())
-                    .param("algorithm", info.algorithm.clone())
-                    .output("public key", public.spki_der()),
-                )?;
-            }
-            ctx.emit(
-                format!(
-                    "Generated {} key {:?} on token {:?}; it can never leave the token.\n{}\n{}",
-                    info.algorithm,
-                    info.label,
-                    session.token().label,
-                    info.uri,
-                    public.to_pem().trim_end()
+            let made = hsmsign::keys::generate(&ctx.keys, store.as_ref(), &request)
+                .map_err(key_failure)?;
+            match (&made.info, &made.policies) {
+                (Some(info), _) => ctx.emit(
+                    format!(
+                        "Generated {} key {:?} on token {:?}; it can never leave the token.\n{}\n{}",
+                        info.algorithm,
+                        info.label,
+                        made.holder,
+                        info.uri,
+                        made.public.to_pem().trim_end()
+                    ),
+                    json!({"key": info, "public_key_pem": made.public.to_pem()}),
                 ),
-                json!({"key": info, "public_key_pem": public.to_pem()}),
-            );
-            drop(session);
-            module.finalize();
+                (None, policies) => ctx.emit(
+                    format!(
+                        "Generated {} key in {}; it can never leave the YubiKey.\n{}\n{}",
+                        made.algorithm,
+                        policies.as_deref().unwrap_or_default(),
+                        made.uri,
+                        made.public.to_pem().trim_end()
+                    ),
+                    json!({"key": {"uri": made.uri, "algorithm": made.algorithm.to_string()}, "public_key_pem": made.public.to_pem()}),
+                ),
+            }
             Ok(())
         }
         KeyCmd::List { token } => {
@@ -227,49 +215,23 @@ pub(super) fn run(ctx: &Ctx, cmd: KeyCmd) -> CmdResult {
         #[cfg(feature = "yubikey")]
         KeyCmd::Attest { key, out, force } => super::piv::attest(ctx, &key, out, force),
         KeyCmd::Import { key, from } => {
-            let uri = ctx.keys.uri(&key)?;
-            let label = label_of(&uri)?;
-            // A regular file of at most 64 KiB, read into a buffer that is wiped on drop.
-            let bytes = hsmsign::input::read_secret(&from, hsmsign::input::InputKind::PrivateKey)?;
-            let pem = zeroize::Zeroizing::new(
-                std::str::from_utf8(&bytes)
-                    .map_err(|_| TokenError::Import {
-                        path: from.clone(),
-                        reason: "is not PEM text; give an unencrypted PKCS#8 PEM file".into(),
-                    })?
-                    .to_string(),
-            );
+            let request = hsmsign::keys::KeyImport { key, from };
+            request.validate(&ctx.keys).map_err(key_failure)?;
             let store = ctx.store()?;
-            let module = ctx.keys.module(Some(&uri))?;
-            let session =
-                ctx.keys
-                    .login(&module, &uri.token_part_with_pin(&uri), store.as_ref())?;
-            let info = session.import_key(&label, &pem, &from)?;
-            if let Some(store) = &store {
-                store.record(
-                    AuditEntry::new(
-                        "key.import",
-                        hsmsign::keys::operator(Some(&session.token().label)),
-                    )
-                    .param("key", info.uri.clone())
-                    .param("algorithm", info.algorithm.clone())
-                    .param("from", from.display().to_string())
-                    .param("provenance", "imported, not generated on token"),
-                )?;
-            }
+            let done =
+                hsmsign::keys::import(&ctx.keys, store.as_ref(), &request).map_err(key_failure)?;
+            let (info, from) = (done.info, request.from);
             ctx.emit(
                 format!(
                     "Imported {} key {:?} into token {:?} as sensitive and non-extractable.\n{}\nNote: `key inspect` reports it as imported, not generated on the token. Destroy {} securely once the migration is checked.",
                     info.algorithm,
                     info.label,
-                    session.token().label,
+                    done.token,
                     info.uri,
                     from.display()
                 ),
                 json!({"key": info}),
             );
-            drop(session);
-            module.finalize();
             Ok(())
         }
     }

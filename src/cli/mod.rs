@@ -304,3 +304,11 @@ pub(crate) fn ca_failure(e: hsmsign::ca::CaError) -> Failure {
         e => Failure::Failed(e.into()),
     }
 }
+
+/// A key use case's error: its usage errors exit with status 2, the rest with 1.
+pub(crate) fn key_failure(e: hsmsign::keys::KeyError) -> Failure {
+    match e {
+        hsmsign::keys::KeyError::Usage(m) => Failure::Usage(m),
+        e => Failure::Failed(e.into()),
+    }
+}

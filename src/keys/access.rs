@@ -40,6 +40,15 @@ pub enum KeyError {
     /// The key is not one this operation may use (the message says why and what to do).
     #[error("{0}")]
     Refused(String),
+    /// The request's options do not fit together (a usage error: exit status 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// An input file could not be read.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
 }
 
 impl From<PinError> for KeyError {

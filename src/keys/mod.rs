@@ -11,6 +11,8 @@ pub mod pkcs11;
 
 mod access;
 mod handle;
+mod usecases;
 
 pub use access::{KeyAccess, KeyError, Officer, operator};
 pub use handle::KeyHandle;
+pub use usecases::{KeyGenerate, KeyGenerated, KeyImport, KeyImported, generate, import, label_of};
