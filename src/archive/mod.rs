@@ -21,6 +21,7 @@ mod cert;
 pub mod js7;
 mod read;
 mod sign;
+mod usecase;
 mod verify;
 mod write;
 mod zip_layout;
@@ -41,6 +42,7 @@ pub use sign::{
     BeforeCommit, SignOptions, SignSummary, sign_archive, sign_archive_recorded,
     sign_archive_sessions,
 };
+pub use usecase::{ArchiveSign, ArchiveSigned, MAX_SESSIONS, ValidArchiveSign, sign};
 pub use verify::{
     ArchiveContents, ObjectCheck, ObjectOutcome, TrustedEntry, TrustedSource, VerifyOptions,
     VerifyReport, judge, read_signed_archive, signature_object, verify_archive,
@@ -172,6 +174,15 @@ pub enum ArchiveError {
     /// An input file is not a regular file, or is larger than its cap.
     #[error(transparent)]
     Input(#[from] crate::input::InputError),
+    /// The signing key could not be opened or used.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// A certificate file named by the request is not one certificate.
+    #[error(transparent)]
+    CertificateFile(#[from] crate::x509::CertificateFileError),
+    /// The request's options do not fit together (a usage error: exit status 2).
+    #[error("{0}")]
+    Usage(String),
     /// The input is neither a ZIP nor a gzip file.
     #[error(
         "{path} is neither a ZIP nor a tar.gz archive (it starts with {start}); export the deployment \

@@ -4,12 +4,7 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use hsmsign::archive::js7::{Js7Version, NodePolicy};
-use hsmsign::archive::{
-    self, ArchiveError, ObjectOutcome, SignOptions, VerifyOptions, VerifyReport,
-};
-use hsmsign::input::InputKind;
-use hsmsign::signer::SignatureAlgorithm;
-use hsmsign::store::AuditEntry;
+use hsmsign::archive::{self, ArchiveError, ObjectOutcome, VerifyOptions, VerifyReport};
 use serde_json::json;
 
 use super::progress::Progress;
@@ -93,9 +88,6 @@ pub(crate) enum ArchiveCmd {
     },
 }
 
-/// The most signing sessions `--sessions` takes.
-const MAX_SESSIONS: usize = 64;
-
 /// One node of `--node NAME=DIR[,version=X.Y.Z][,allow-expired=yes|no]`.
 struct Node {
     name: String,
@@ -142,17 +134,6 @@ fn parse_node(
     })
 }
 
-fn sha256_bytes(hex: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = hex
-            .get(2 * i..2 * i + 2)
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .unwrap_or(0);
-    }
-    out
-}
-
 pub(super) fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
     match cmd {
         ArchiveCmd::Sign {
@@ -166,92 +147,25 @@ pub(super) fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
             strict,
             sessions,
         } => {
-            if let Some(n) = sessions
-                && !(1..=MAX_SESSIONS).contains(&n)
-            {
-                return Err(Failure::Usage(format!(
-                    "--sessions {n}: give 1 to {MAX_SESSIONS} (or leave it out for the token's default)"
-                )));
-            }
-            let algorithm = algorithm
-                .map(|a| {
-                    SignatureAlgorithm::from_java_name(&a).ok_or_else(|| {
-                        Failure::Usage(format!(
-                            "unknown --algorithm {a:?}: JS7 accepts SHA256withECDSA, SHA512withECDSA, SHA256withRSA, SHA512withRSA"
-                        ))
-                    })
-                })
-                .transpose()?;
-            // Everything that can be checked without the token, first.
-            ctx.keys.check_key_name(&key)?;
-            let cert_der = read_certificate(&cert)?;
-            drop(hsmsign::input::open(&input, InputKind::Archive)?);
-            hsmsign::output::check_distinct(&[&out], &[&input, &cert])?;
-            hsmsign::output::check_new(&out, force)?;
-            let store = ctx.store()?;
-            let handle = ctx.keys.open_key(&key, store.as_ref(), None)?;
-            let (signing_key, workers, notices) =
-                handle.signing_key_with_workers(sessions, &super::touch)?;
-            for n in &notices {
-                ctx.warn(n);
-            }
-            let n_sessions = workers.len().max(1);
-            let options = SignOptions {
+            let request = archive::ArchiveSign {
+                key,
+                cert,
+                input: input.clone(),
+                out: out.clone(),
                 algorithm,
                 replace_signatures,
-                strict,
-                ..Default::default()
-            };
-            let mut progress = Progress::new("objects signed", ctx.json);
-            let holder = handle.holder();
-            // The audit record is committed before the signed archive appears at --out.
-            let mut record = |summary: &archive::SignSummary| -> Result<(), String> {
-                let Some(store) = &store else { return Ok(()) };
-                store
-                    .record(
-                        AuditEntry::new("archive.sign", hsmsign::keys::operator(Some(&holder)))
-                            .input_sha256("archive", sha256_bytes(&summary.input_sha256))
-                            .output_sha256("signed archive", sha256_bytes(&summary.output_sha256))
-                            .param("key", signing_key.name())
-                            .param("signer", summary.signer_subject.clone())
-                            .param("signer_cert_sha256", summary.signer_cert_sha256.clone())
-                            .param("algorithm", summary.algorithm.clone())
-                            .param("objects", summary.objects_signed.to_string())
-                            .param("sessions", n_sessions.to_string())
-                            .param("in", input.display().to_string())
-                            .param("out", out.display().to_string()),
-                    )
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            };
-            let result = archive::sign_archive_sessions(
-                &input,
-                &out,
                 force,
-                signing_key.as_ref(),
-                workers,
-                &cert_der,
-                &options,
-                &mut |done, total| progress.update(done, total),
-                &mut record,
-            );
-            // A signing failure (the token, or a signature that does not verify) is recorded
-            // as a failed attempt; nothing was written.
-            if let (Err(e @ ArchiveError::Signing { .. }), Some(store)) = (&result, &store) {
-                let entry = AuditEntry::new("archive.sign", hsmsign::keys::operator(Some(&holder)))
-                    .param("key", signing_key.name())
-                    .param("sessions", n_sessions.to_string())
-                    .param("in", input.display().to_string())
-                    .param("out", out.display().to_string())
-                    .failed(e.to_string());
-                if let Err(audit) = store.record(entry) {
-                    ctx.warn(format!("the failed signing could not be audited: {audit}"));
-                }
-            }
-            let summary = result?;
-            for w in &summary.warnings {
-                ctx.warn(w);
-            }
+                strict,
+                sessions,
+            };
+            request.validate(&ctx.keys).map_err(archive_failure)?;
+            let store = ctx.store()?;
+            let mut progress = Progress::new("objects signed", ctx.json);
+            let signed = archive::sign(&ctx.keys, store.as_ref(), &request, &mut |done, total| {
+                progress.update(done, total)
+            })
+            .map_err(archive_failure)?;
+            let summary = signed.summary;
             ctx.emit(
                 format!(
                     "Signed {} objects of {} ({}) with {} as {}\n  signer: {} (certificate SHA-256 {})\n  wrote {} (SHA-256 {})\n  Import it into JOC Cockpit with signature algorithm {}.",
@@ -259,7 +173,7 @@ pub(super) fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                     input.display(),
                     summary.format,
                     summary.algorithm,
-                    signing_key.name(),
+                    signed.key,
                     summary.signer_subject,
                     summary.signer_cert_sha256,
                     out.display(),
@@ -268,8 +182,6 @@ pub(super) fn run(ctx: &Ctx, cmd: ArchiveCmd) -> CmdResult {
                 ),
                 json!(summary),
             );
-            drop(signing_key);
-            handle.finish();
             Ok(())
         }
         ArchiveCmd::Verify {
@@ -501,13 +413,10 @@ fn describe(report: &VerifyReport) -> (bool, String, serde_json::Value) {
     (accepted, text, doc)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn hex_digest_to_bytes() {
-        let h = "00ff10".to_string() + &"ab".repeat(29);
-        let b = super::sha256_bytes(&h);
-        assert_eq!(&b[..3], &[0x00, 0xff, 0x10]);
-        assert_eq!(b[31], 0xab);
+/// An archive use case's error: its usage errors exit with status 2, the rest with 1.
+fn archive_failure(e: ArchiveError) -> Failure {
+    match e {
+        ArchiveError::Usage(m) => Failure::Usage(m),
+        e => Failure::Failed(e.into()),
     }
 }

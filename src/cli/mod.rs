@@ -23,7 +23,6 @@ mod version;
 use std::fmt::Display;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hsmsign::keys::pkcs11::PinError;
 use hsmsign::keys::{KeyAccess, Officer};
@@ -237,26 +236,7 @@ pub(crate) fn prompt(what: &str) -> Result<SecretString, PinError> {
 
 /// Read one certificate from a PEM or DER file.
 pub(crate) fn read_certificate(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
-    let bytes = hsmsign::input::read(path, hsmsign::input::InputKind::Certificate)?;
-    let der = match std::str::from_utf8(&bytes) {
-        Ok(text) if text.contains("-----BEGIN") => {
-            let start = text.find("-----BEGIN").unwrap_or(0);
-            let (label, der) = der::pem::decode_vec(text[start..].trim().as_bytes())
-                .with_context(|| format!("{} is not valid PEM", path.display()))?;
-            if label != "CERTIFICATE" {
-                return Err(Failure::Failed(anyhow::anyhow!(
-                    "{} holds a {label} PEM block, not a CERTIFICATE",
-                    path.display()
-                )));
-            }
-            der
-        }
-        _ => bytes,
-    };
-    use der::Decode;
-    x509_cert::Certificate::from_der(&der)
-        .with_context(|| format!("{} is not an X.509 certificate", path.display()))?;
-    Ok(der)
+    Ok(hsmsign::x509::read_certificate_file(path)?)
 }
 
 /// Run a parsed command line.

@@ -156,5 +156,43 @@ pub(crate) fn assemble_signed(
     signed.to_der()
 }
 
+/// A certificate file that could not be read as one.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateFileError {
+    /// The file could not be read.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
+    /// It is not one X.509 certificate in PEM or DER (the message names the file).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Read one certificate from a PEM or DER file; returns its DER.
+pub fn read_certificate_file(path: &std::path::Path) -> Result<Vec<u8>, CertificateFileError> {
+    use der::Decode;
+    let bytes = crate::input::read(path, crate::input::InputKind::Certificate)?;
+    let der = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains("-----BEGIN") => {
+            let start = text.find("-----BEGIN").unwrap_or(0);
+            let (label, der) =
+                der::pem::decode_vec(text[start..].trim().as_bytes()).map_err(|_| {
+                    CertificateFileError::Invalid(format!("{} is not valid PEM", path.display()))
+                })?;
+            if label != "CERTIFICATE" {
+                return Err(CertificateFileError::Invalid(format!(
+                    "{} holds a {label} PEM block, not a CERTIFICATE",
+                    path.display()
+                )));
+            }
+            der
+        }
+        _ => bytes,
+    };
+    x509_cert::Certificate::from_der(&der).map_err(|_| {
+        CertificateFileError::Invalid(format!("{} is not an X.509 certificate", path.display()))
+    })?;
+    Ok(der)
+}
+
 #[cfg(test)]
 pub(crate) mod testutil;
