@@ -2,7 +2,6 @@
 
 use clap::Subcommand;
 use hsmsign::keys::pkcs11::{PinSource, Pkcs11Uri, TokenError};
-use hsmsign::store::AuditEntry;
 use serde_json::json;
 
 use super::{CmdResult, Ctx, Failure, prompt};
@@ -76,43 +75,8 @@ pub(super) fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
                 return Ok(());
             }
             let store = ctx.store()?;
-            let token_uri = Pkcs11Uri {
-                token: Some(report.token.summary.label.clone()),
-                serial: Some(report.token.summary.serial.clone()),
-                ..uri.clone()
-            };
-            let session = ctx.keys.login(
-                &module,
-                &token_uri.token_part_with_pin(&uri),
-                store.as_ref(),
-            )?;
-            let results = hsmsign::keys::pkcs11::probe::exercise(&session, &report);
-            if let Some(store) = &store {
-                let mut entry = AuditEntry::new(
-                    "token.probe.exercise",
-                    hsmsign::keys::operator(Some(&session.token().label)),
-                )
-                .param("token", session.token().uri.clone());
-                for r in &results {
-                    entry = entry.param(
-                        r.algorithm.clone(),
-                        if r.ok() {
-                            "generated, non-extractable, signed and verified, destroyed".to_string()
-                        } else {
-                            format!(
-                                "FAILED: {}",
-                                hsmsign::keys::pkcs11::probe::exercise_text(std::slice::from_ref(
-                                    r
-                                ))
-                            )
-                        },
-                    );
-                }
-                if results.iter().any(|r| !r.ok()) {
-                    entry = entry.failed("a capability probe says the token has did not work");
-                }
-                store.record(entry)?;
-            }
+            let results =
+                hsmsign::keys::probe_exercise(&ctx.keys, store.as_ref(), &module, &uri, &report)?;
             let failed = results.iter().filter(|r| !r.ok()).count();
             ctx.emit(
                 format!(
@@ -122,9 +86,13 @@ pub(super) fn run(ctx: &Ctx, cmd: TokenCmd) -> CmdResult {
                 ),
                 json!({"probe": report, "exercise": results}),
             );
-            drop(session);
             module.finalize();
             if failed > 0 {
+                let token_uri = Pkcs11Uri {
+                    token: Some(report.token.summary.label.clone()),
+                    serial: Some(report.token.summary.serial),
+                    ..uri
+                };
                 return Err(Failure::Failed(
                     TokenError::UnusableKey {
                         key: token_uri.to_string(),

@@ -15,4 +15,6 @@ mod usecases;
 
 pub use access::{KeyAccess, KeyError, Officer, operator};
 pub use handle::KeyHandle;
-pub use usecases::{KeyGenerate, KeyGenerated, KeyImport, KeyImported, generate, import, label_of};
+pub use usecases::{
+    KeyGenerate, KeyGenerated, KeyImport, KeyImported, generate, import, label_of, probe_exercise,
+};

@@ -275,3 +275,44 @@ pub fn import(
     module.finalize();
     Ok(KeyImported { info, token })
 }
+
+/// `token probe --exercise`: make a throwaway key of each algorithm the token says it has,
+/// sign and verify with it, destroy it, and record the outcome when there is a state.
+pub fn probe_exercise(
+    keys: &KeyAccess<'_>,
+    store: Option<&Store>,
+    module: &super::pkcs11::Module,
+    uri: &Pkcs11Uri,
+    report: &super::pkcs11::probe::ProbeReport,
+) -> Result<Vec<super::pkcs11::probe::ExerciseResult>, KeyError> {
+    use super::pkcs11::probe;
+    let token_uri = Pkcs11Uri {
+        token: Some(report.token.summary.label.clone()),
+        serial: Some(report.token.summary.serial.clone()),
+        ..uri.clone()
+    };
+    let session = keys.login(module, &token_uri.token_part_with_pin(uri), store)?;
+    let results = probe::exercise(&session, report);
+    if let Some(store) = store {
+        let mut entry = AuditEntry::new(
+            "token.probe.exercise",
+            operator(Some(&session.token().label)),
+        )
+        .param("token", session.token().uri.clone());
+        for r in &results {
+            entry = entry.param(
+                r.algorithm.clone(),
+                if r.ok() {
+                    "generated, non-extractable, signed and verified, destroyed".to_string()
+                } else {
+                    format!("FAILED: {}", probe::exercise_text(std::slice::from_ref(r)))
+                },
+            );
+        }
+        if results.iter().any(|r| !r.ok()) {
+            entry = entry.failed("a capability probe says the token has did not work");
+        }
+        store.record(entry)?;
+    }
+    Ok(results)
+}
