@@ -33,6 +33,7 @@ mod instance_key;
 mod js7;
 mod p12;
 mod trusted;
+mod usecases;
 
 #[cfg(test)]
 mod tests;
@@ -44,6 +45,10 @@ pub use js7::{
 };
 pub use p12::{Pkcs12Contents, Pkcs12Options, StoredCert, StoredKey, read_pkcs12};
 pub use trusted::{TrustedKeyFile, trusted_key_files};
+pub use usecases::{
+    BundleUseError, Js7Config, Js7ConfigText, TrustedKeys, TrustedKeysWritten, Truststore,
+    private_conf, trusted_keys, truststore,
+};
 
 use der::{Decode, Encode};
 use secrecy::SecretString;
