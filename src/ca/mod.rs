@@ -10,10 +10,10 @@
 mod usecases;
 
 pub use usecases::{
-    CaCreated, CaImport, CaInit, CaIntermediate, CaSignIntermediate, CertIssue, CertIssued,
-    CertKey, CertRevoke, CrlGenerate, CrlGenerated, SignedIntermediate, ValidCertIssue, ValidNewCa,
-    ValidSignIntermediate, chain_of, crl, import, init, intermediate, issue, revoke_request,
-    sign_intermediate, with_issuer,
+    AuditAnchor, CaCreated, CaExport, CaImport, CaInit, CaIntermediate, CaSignIntermediate,
+    CertIssue, CertIssued, CertKey, CertRevoke, CrlGenerate, CrlGenerated, SignedIntermediate,
+    ValidCertIssue, ValidNewCa, ValidSignIntermediate, anchor_audit, chain_of, crl, export, import,
+    init, intermediate, issue, revoke_request, sign_intermediate, with_issuer,
 };
 
 use time::{Duration, OffsetDateTime};

@@ -996,3 +996,81 @@ pub fn crl(
         revoked,
     })
 }
+
+/// `audit anchor`: a CA's key signs the head of the audit chain, so a later change to any
+/// earlier record is detectable even by someone who can rewrite the whole database.
+#[derive(Clone, Debug)]
+pub struct AuditAnchor {
+    /// The CA whose key signs.
+    pub ca: String,
+}
+
+impl AuditAnchor {
+    /// Check the CA exists, without a token.
+    pub fn validate(&self, store: &Store) -> Result<CaRecord, CaError> {
+        store.ca(&self.ca)?.ok_or_else(|| {
+            CaError::Invalid(format!(
+                "no CA named {:?} in {}; `hsmsign ca show` lists them",
+                self.ca,
+                store.path().display()
+            ))
+        })
+    }
+}
+
+/// Sign the audit chain's head with the key of the CA `req` names.
+pub fn anchor_audit(
+    keys: &KeyAccess<'_>,
+    store: &Store,
+    req: &AuditAnchor,
+) -> Result<crate::store::AuditRecord, CaError> {
+    let record = req.validate(store)?;
+    let handle = keys.open_key(&record.key_uri, Some(store), None)?;
+    let touch = || keys.officer.touch();
+    let anchored = {
+        let key = handle.signing_key(&touch)?;
+        store.anchor_head(key.as_ref(), &req.ca, operator(Some(&handle.holder())))?
+    };
+    handle.finish();
+    Ok(anchored)
+}
+
+/// `ca export`: a CA's certificate, or its chain up to the root, as PEM.
+#[derive(Clone, Debug)]
+pub struct CaExport {
+    /// The CA.
+    pub name: String,
+    /// The chain up to the root instead of the CA's certificate alone.
+    pub chain: bool,
+    /// The file to write.
+    pub out: PathBuf,
+    /// Replace an existing output file.
+    pub force: bool,
+}
+
+impl CaExport {
+    /// Check the output and the CA; returns the certificates to write, CA first.
+    pub fn validate(&self, store: &Store) -> Result<Vec<CaRecord>, CaError> {
+        output::check_new(&self.out, self.force)?;
+        if self.chain {
+            chain_of(store, &self.name)
+        } else {
+            Ok(vec![
+                store
+                    .ca(&self.name)?
+                    .ok_or_else(|| CaError::UnknownCa(self.name.clone()))?,
+            ])
+        }
+    }
+}
+
+/// Write what `req` asks for; returns the certificates written.
+pub fn export(store: &Store, req: &CaExport) -> Result<Vec<CaRecord>, CaError> {
+    let certs = req.validate(store)?;
+    let pem: String = certs
+        .iter()
+        .map(|c| pem_encode("CERTIFICATE", &c.certificate_der))
+        .collect();
+    output::write_new(&req.out, pem.as_bytes(), req.force)?;
+    Ok(certs)
+}

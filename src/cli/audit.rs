@@ -125,19 +125,12 @@ pub(super) fn run(ctx: &Ctx, cmd: AuditCmd) -> CmdResult {
             }
         }
         AuditCmd::Anchor { ca } => {
-            let record = store.ca(&ca)?.ok_or_else(|| {
-                Failure::Failed(anyhow::anyhow!(
-                    "no CA named {ca:?} in {}; `hsmsign ca show` lists them",
-                    store.path().display()
-                ))
-            })?;
-            let handle = ctx.keys.open_key(&record.key_uri, Some(&store), None)?;
-            let key = handle.signing_key(&super::touch)?;
-            let anchored = store.anchor_head(
-                key.as_ref(),
-                &ca,
-                hsmsign::keys::operator(Some(&handle.holder())),
-            )?;
+            let anchored = hsmsign::ca::anchor_audit(
+                &ctx.keys,
+                &store,
+                &hsmsign::ca::AuditAnchor { ca: ca.clone() },
+            )
+            .map_err(super::ca_failure)?;
             ctx.emit(
                 format!(
                     "CA {ca:?} signed the audit chain head; anchor record #{} ({})",
@@ -145,8 +138,6 @@ pub(super) fn run(ctx: &Ctx, cmd: AuditCmd) -> CmdResult {
                 ),
                 json!({"anchor": anchored}),
             );
-            drop(key);
-            handle.finish();
             Ok(())
         }
     }

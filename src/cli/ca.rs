@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use hsmsign::ca;
-use hsmsign::encoding::pem_encode;
 use hsmsign::store::{CaRecord, Store};
 use hsmsign::x509::{CaCertificate, format_time};
 use serde_json::json;
@@ -385,22 +384,17 @@ pub(super) fn run(ctx: &Ctx, cmd: CaCmd) -> CmdResult {
             out,
             force,
         } => {
-            hsmsign::output::check_new(&out, force)?;
             let store = ctx.require_store()?;
-            let certs = if chain {
-                chain_of(&store, &name)?
-            } else {
-                vec![
-                    store
-                        .ca(&name)?
-                        .ok_or_else(|| ca::CaError::UnknownCa(name.clone()))?,
-                ]
-            };
-            let pem: String = certs
-                .iter()
-                .map(|c| pem_encode("CERTIFICATE", &c.certificate_der))
-                .collect();
-            hsmsign::output::write_new(&out, pem.as_bytes(), force)?;
+            let certs = ca::export(
+                &store,
+                &ca::CaExport {
+                    name,
+                    chain,
+                    out: out.clone(),
+                    force,
+                },
+            )
+            .map_err(ca_failure)?;
             ctx.emit(
                 format!(
                     "Wrote {} certificate(s) to {}: {}",

@@ -142,11 +142,6 @@ impl Officer for Terminal {
     }
 }
 
-/// Tell the officer to touch the YubiKey (above the progress bar, if one is drawn).
-pub(crate) fn touch() {
-    progress::touch_prompt();
-}
-
 /// Shared state of one run.
 pub(crate) struct Ctx {
     /// `--state`.
