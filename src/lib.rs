@@ -1,10 +1,11 @@
 //! hsmsign: a Certificate Authority and JS7 deployment signer whose keys never leave a
 //! PKCS#11 token.
 //!
-//! Layers, top to bottom (arrows point down only):
-//! the binary's CLI -> use cases (CA, certificate issuance, JS7 archives) -> X.509 building and
-//! [`signer`] -> [`keys`], with [`store`] beside them. Nothing in this library prints to the terminal or reads a
-//! prompt except through what the CLI hands it (a PIN source, a progress callback).
+//! Layers, top to bottom (arrows point down only): the front ends (the binary's command line,
+//! the ceremony runner) build requests -> use cases ([`ca`], [`archive`], [`bundle`], and
+//! [`keys::generate`]), each with a `validate()` that needs no token -> [`x509`] building and
+//! [`signer`] -> [`keys`], with [`store`] beside them. Nothing in this library prints to the
+//! terminal or reads a prompt except through the [`keys::Officer`] a front end hands it.
 
 pub mod archive;
 pub mod attest;
