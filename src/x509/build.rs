@@ -684,10 +684,6 @@ pub fn issue(
     key: &dyn SigningKey,
 ) -> Result<IssuedCertificate, IssueError> {
     let plan = plan(params, issuer, key.public_key(), &|| key.name())?;
-    let signature = signer::sign(key, plan.alg, &plan.tbs_der)?;
-    let der = assemble_signed(&plan.tbs_der, &plan.alg_id, &signature)
-        .map_err(encoding("certificate"))?;
-
     let expected = Expected {
         tbs_der: &plan.tbs_der,
         alg: plan.alg,
@@ -700,10 +696,32 @@ pub fn issue(
         not_after: plan.not_after,
         extensions: &plan.extensions,
     };
+    // The rehearsal: the same bytes signed by a throwaway key of the same kind and checked as
+    // the token's certificate will be, before the token is asked.
+    let rehearsed = super::presign::rehearse(
+        "certificate",
+        &plan.tbs_der,
+        plan.alg,
+        &plan.alg_id,
+        key.public_key(),
+        |der, throwaway| {
+            check_certificate(
+                der,
+                &Expected {
+                    issuer_key: throwaway,
+                    ..expected.clone()
+                },
+            )
+        },
+    )?;
+    let signature = signer::sign(key, plan.alg, &plan.tbs_der)?;
+    let der = assemble_signed(&plan.tbs_der, &plan.alg_id, &signature)
+        .map_err(encoding("certificate"))?;
     check_certificate(&der, &expected).map_err(|detail| IssueError::SelfCheck {
         what: "certificate",
         detail,
     })?;
+    super::presign::same_tbs("certificate", &der, &rehearsed)?;
     if params.profile.is_ca() {
         CaCertificate::parse(&der, "the new CA certificate").map_err(|e| {
             IssueError::SelfCheck {
@@ -932,6 +950,7 @@ fn plan(
 }
 
 /// What a freshly signed certificate must say.
+#[derive(Clone)]
 struct Expected<'a> {
     tbs_der: &'a [u8],
     alg: SignatureAlgorithm,

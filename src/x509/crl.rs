@@ -22,7 +22,7 @@ use super::{
     SignedRaw, assemble_signed, format_time, from_x509_time, parse_signature_algorithm,
     signature_algorithm_identifier, to_x509_time, whole_seconds,
 };
-use crate::signer::{self, SignatureAlgorithm, SigningKey};
+use crate::signer::{self, PublicKey, SignatureAlgorithm, SigningKey};
 
 /// The CRL extension OIDs (RFC 5280 5.2, 5.3), from const-oid's database.
 const OID_CRL_NUMBER: der::asn1::ObjectIdentifier = der::oid::db::rfc5280::ID_CE_CRL_NUMBER;
@@ -296,6 +296,26 @@ pub fn build_crl(
         extensions: Some(extensions),
     };
     let tbs_der = tbs.to_der().map_err(encoding("TBSCertList"))?;
+    // The rehearsal: the same bytes signed by a throwaway key of the same kind and checked as
+    // the token's CRL will be, before the token is asked.
+    let rehearsed = super::presign::rehearse(
+        "CRL",
+        &tbs_der,
+        alg,
+        &alg_id,
+        key.public_key(),
+        |der, throwaway| {
+            check_crl(
+                der,
+                &tbs_der,
+                alg,
+                issuer,
+                throwaway,
+                params,
+                (this_update, next_update),
+            )
+        },
+    )?;
     let signature = signer::sign(key, alg, &tbs_der)?;
     let der = assemble_signed(&tbs_der, &alg_id, &signature).map_err(encoding("CRL"))?;
     check_crl(
@@ -303,14 +323,15 @@ pub fn build_crl(
         &tbs_der,
         alg,
         issuer,
+        issuer.public_key(),
         params,
-        this_update,
-        next_update,
+        (this_update, next_update),
     )
     .map_err(|detail| IssueError::SelfCheck {
         what: "CRL",
         detail,
     })?;
+    super::presign::same_tbs("CRL", &der, &rehearsed)?;
     Ok(der)
 }
 
@@ -325,9 +346,9 @@ fn check_crl(
     tbs_der: &[u8],
     alg: SignatureAlgorithm,
     issuer: &CaCertificate,
+    verify_key: &PublicKey,
     params: &CrlParams<'_>,
-    this_update: OffsetDateTime,
-    next_update: OffsetDateTime,
+    (this_update, next_update): (OffsetDateTime, OffsetDateTime),
 ) -> Result<(), String> {
     let crl = CertificateList::<x509_cert::certificate::Rfc5280>::from_der(der)
         .map_err(|e| format!("does not decode: {e}"))?;
@@ -348,8 +369,7 @@ fn check_crl(
         .signature
         .as_bytes()
         .ok_or("signature BIT STRING has unused bits")?;
-    issuer
-        .public_key()
+    verify_key
         .verify(alg, &signed, sig)
         .map_err(|_| "signature does not verify under the CA key".to_string())?;
     let tbs = &crl.tbs_cert_list;

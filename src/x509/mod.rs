@@ -26,6 +26,7 @@ pub mod crl;
 pub mod csr;
 pub mod dn;
 pub mod limits;
+pub(crate) mod presign;
 pub mod profile;
 pub mod san;
 
