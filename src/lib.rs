@@ -11,6 +11,7 @@ pub mod archive;
 pub mod attest;
 pub mod bundle;
 pub mod ca;
+pub mod ceremony;
 pub mod encoding;
 pub mod expiry;
 pub mod input;

@@ -1,0 +1,3 @@
+//! Ceremonies: one reviewed file, rehearsed on throwaway tokens, run unchanged on the day.
+
+pub mod rehearsal;
