@@ -252,10 +252,7 @@ fn bad_ca_requests_are_refused_before_anything_is_written() {
         ),
     ];
     for (args, needle) in cases {
-        let out = pki.run(args);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-        assert!(err.contains(needle), "{args:?}: want {needle:?} in {err}");
+        pki.fails(args, 1, &[needle]);
     }
     assert_eq!(
         pki.json(&["ca", "show"])["cas"].as_array().unwrap().len(),
@@ -313,38 +310,34 @@ fn ca_import_checks_key_and_ca_flag() {
         assert!(ok, "{out}");
     }
     // Not a CA certificate.
-    let out = pki.run(&[
-        "ca",
-        "import",
-        "--name",
-        "x",
-        "--cert",
-        "leaf.pem",
-        "--key",
-        "pkcs11:token=CA;object=imported",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("is not a CA certificate (BasicConstraints says CA:FALSE)"),
-        "{}",
-        stderr(&out)
+    pki.fails(
+        &[
+            "ca",
+            "import",
+            "--name",
+            "x",
+            "--cert",
+            "leaf.pem",
+            "--key",
+            "pkcs11:token=CA;object=imported",
+        ],
+        1,
+        &["is not a CA certificate (BasicConstraints says CA:FALSE)"],
     );
     // A CA certificate for another key.
-    let out = pki.run(&[
-        "ca",
-        "import",
-        "--name",
-        "x",
-        "--cert",
-        "ext-root.pem",
-        "--key",
-        "pkcs11:token=CA;object=imported",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("not the public key"),
-        "{}",
-        stderr(&out)
+    pki.fails(
+        &[
+            "ca",
+            "import",
+            "--name",
+            "x",
+            "--cert",
+            "ext-root.pem",
+            "--key",
+            "pkcs11:token=CA;object=imported",
+        ],
+        1,
+        &["not the public key"],
     );
     // The right one is adopted and can issue.
     let v = pki.json(&[
@@ -405,23 +398,21 @@ fn a_ca_whose_key_left_the_token_cannot_sign() {
     assert!(ok, "{out}");
     pki.hsm.openssl_req("c", "/CN=c", false, &[]);
     let before = pki.counts();
-    let out = pki.run(&[
-        "cert",
-        "issue",
-        "--ca",
-        "issuing",
-        "--profile",
-        "client",
-        "--csr",
-        "c.csr",
-        "--out",
-        "c.pem",
-    ]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("no private key matches"),
-        "{}",
-        stderr(&out)
+    pki.fails(
+        &[
+            "cert",
+            "issue",
+            "--ca",
+            "issuing",
+            "--profile",
+            "client",
+            "--csr",
+            "c.csr",
+            "--out",
+            "c.pem",
+        ],
+        1,
+        &["no private key matches"],
     );
     assert!(!pki.path("c.pem").exists());
     assert_eq!(before.1, pki.counts().1);

@@ -70,12 +70,7 @@ fn run_within(pki: &Pki, args: &[&str], limit: Duration) -> Output {
 }
 
 fn refused(out: &Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
-    assert!(
-        stderr(out).contains(needle),
-        "expected {needle:?} in: {}",
-        stderr(out)
-    );
+    common::expect_failure(out, &[], 1, &[needle]);
 }
 
 #[test]

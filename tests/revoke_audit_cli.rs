@@ -195,9 +195,7 @@ fn audit_verify_detects_an_edited_record_and_anchors_work() {
         .unwrap();
     assert_eq!(changed, 1);
     drop(conn);
-    let out = pki.run(&["audit", "verify"]);
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("#2"), "{}", stderr(&out));
+    pki.fails(&["audit", "verify"], 3, &["#2"]);
 }
 
 #[test]
