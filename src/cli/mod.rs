@@ -140,6 +140,16 @@ impl Officer for Terminal {
     fn pin_pad(&self, token: &str) {
         eprintln!("Enter the PIN of token {token:?} on its PIN pad.");
     }
+    fn confirm(&self, what: &str) -> bool {
+        use std::io::{BufRead, Write};
+        eprint!("{what}\nType yes to go on, anything else to stop: ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        match std::io::stdin().lock().read_line(&mut line) {
+            Ok(n) if n > 0 => line.trim() == "yes",
+            _ => false,
+        }
+    }
 }
 
 /// Shared state of one run.

@@ -22,6 +22,53 @@ pub trait Officer {
     fn pin_pad(&self, token: &str) {
         self.notice(&format!("Enter the PIN of token {token:?} on its PIN pad."));
     }
+    /// Show `what` is about to be done and ask the officer to type `yes`. Anything else, or no
+    /// answer, is a no.
+    fn confirm(&self, what: &str) -> bool {
+        let _ = what;
+        false
+    }
+}
+
+/// An officer who is asked each secret once per run: a ceremony logs in to each token once, and
+/// later steps on the same token are not asked again. Secrets stay wiped-on-drop secrets, kept
+/// only for the run.
+pub struct AskOnce<'a> {
+    inner: &'a dyn Officer,
+    asked: std::cell::RefCell<Vec<(String, SecretString)>>,
+}
+
+impl<'a> AskOnce<'a> {
+    /// Ask `inner`, remembering the answers for the run.
+    pub fn new(inner: &'a dyn Officer) -> Self {
+        Self {
+            inner,
+            asked: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+}
+
+impl Officer for AskOnce<'_> {
+    fn secret(&self, what: &str) -> Result<SecretString, PinError> {
+        if let Some((_, s)) = self.asked.borrow().iter().find(|(w, _)| w == what) {
+            return Ok(s.clone());
+        }
+        let s = self.inner.secret(what)?;
+        self.asked.borrow_mut().push((what.to_string(), s.clone()));
+        Ok(s)
+    }
+    fn notice(&self, text: &str) {
+        self.inner.notice(text);
+    }
+    fn touch(&self) {
+        self.inner.touch();
+    }
+    fn pin_pad(&self, token: &str) {
+        self.inner.pin_pad(token);
+    }
+    fn confirm(&self, what: &str) -> bool {
+        self.inner.confirm(what)
+    }
 }
 
 /// An error reaching a key.
@@ -201,5 +248,36 @@ pub fn operator(token: Option<&str>) -> Operator {
     match token {
         Some(t) => op.with_token(t),
         None => op,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    struct Counting(std::cell::Cell<u32>);
+    impl Officer for Counting {
+        fn secret(&self, what: &str) -> Result<SecretString, PinError> {
+            self.0.set(self.0.get() + 1);
+            Ok(SecretString::from(format!("{what}:{}", self.0.get())))
+        }
+        fn notice(&self, _: &str) {}
+    }
+
+    #[test]
+    fn each_secret_is_asked_once_per_run_and_a_no_answer_is_no() {
+        let inner = Counting(std::cell::Cell::new(0));
+        let once = AskOnce::new(&inner);
+        let a = once.secret("PIN of token \"CA\"").unwrap();
+        let b = once.secret("PIN of token \"CA\"").unwrap();
+        let c = once.secret("PIN of token \"Alice\"").unwrap();
+        assert_eq!(a.expose_secret(), b.expose_secret());
+        assert_ne!(a.expose_secret(), c.expose_secret());
+        assert_eq!(inner.0.get(), 2);
+        assert!(
+            !once.confirm("sign?"),
+            "an officer who cannot answer never confirms"
+        );
     }
 }

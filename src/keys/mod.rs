@@ -13,7 +13,7 @@ mod access;
 mod handle;
 mod usecases;
 
-pub use access::{KeyAccess, KeyError, Officer, operator};
+pub use access::{AskOnce, KeyAccess, KeyError, Officer, operator};
 pub use handle::KeyHandle;
 pub use usecases::{
     KeyGenerate, KeyGenerated, KeyImport, KeyImported, generate, import, label_of, probe_exercise,
