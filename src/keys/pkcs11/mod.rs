@@ -5,9 +5,12 @@
 //! number (SoftHSM2 renumbers slots after `C_InitToken`). A [`TokenSession`] logs in at most once:
 //! a wrong PIN is reported with the token's retry flags and never tried again.
 
-pub mod keys;
+mod curves;
+mod generate;
 pub mod mechanisms;
+mod objects;
 pub mod probe;
+mod signing;
 pub mod uri;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +22,8 @@ use cryptoki::slot::{Slot, TokenInfo};
 use secrecy::SecretString;
 
 pub use super::pin::{PinError, PinSource, Prompter};
-pub use keys::{KeyInfo, KeyInspection, Provenance, TokenKey, WorkerKey};
+pub use objects::{FoundKey, KeyInfo, KeyInspection, Provenance};
+pub use signing::{TokenKey, WorkerKey};
 pub use uri::{Pkcs11Uri, UriError};
 
 use crate::signer::SignError;
