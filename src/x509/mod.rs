@@ -7,7 +7,9 @@
 //!   extensions and validity periods.
 //! - [`san`]: `--san DNS:host,IP:1.2.3.4,...` parsing and validation.
 //! - [`csr`]: PKCS#10 requests: decoding, self-signature check, what they may ask for.
-//! - [`build`]: issuing certificates and reading CA certificates.
+//! - [`build`]: issuing certificates.
+//! - [`ca_cert`]: reading CA certificates and checking they can issue.
+//! - [`serial`]: certificate serial numbers.
 //! - [`crl`]: X.509 v2 certificate revocation lists.
 //! - [`limits`]: the documented limits (validity, counts, sizes) and the characters refused
 //!   in names.
@@ -22,6 +24,7 @@
 //! flag to [`profile`].
 
 pub mod build;
+pub mod ca_cert;
 pub mod crl;
 pub mod csr;
 pub mod dn;
@@ -29,6 +32,7 @@ pub mod limits;
 pub(crate) mod presign;
 pub mod profile;
 pub mod san;
+pub mod serial;
 
 pub use build::{CaCertificate, IssueError, IssueParams, IssuedCertificate, Serial, issue};
 pub use crl::{CrlParams, RevocationReason, RevokedCertificate, build_crl};
