@@ -2,6 +2,8 @@
 //! tampering, concurrency and crashes.
 
 use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
@@ -9,6 +11,7 @@ use std::sync::{Mutex, OnceLock};
 use rusqlite::Connection;
 use time::OffsetDateTime;
 
+use super::types::serial_key;
 use super::*;
 use crate::signer::SigningKey;
 use crate::signer::soft::SoftKey;
