@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier};
 
-use super::build::{IssueError, encoding};
 use super::dn::describe_name_der;
+use super::error::{IssueError, encoding};
 use super::{SignedRaw, from_x509_time, parse_signature_algorithm};
 use crate::signer::PublicKey;
 

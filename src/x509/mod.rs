@@ -28,6 +28,7 @@ pub mod ca_cert;
 pub mod crl;
 pub mod csr;
 pub mod dn;
+mod error;
 pub mod limits;
 pub(crate) mod presign;
 pub mod profile;

@@ -2,7 +2,7 @@
 
 use der::asn1::Uint;
 
-use super::build::{IssueError, encoding};
+use super::error::{IssueError, encoding};
 
 /// A certificate serial number: a positive integer whose DER encoding takes at most 20 octets
 /// (RFC 5280 4.1.2.2). Kept as its unsigned big-endian bytes without leading zeros, so one

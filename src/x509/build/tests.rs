@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use time::Duration;
 
 use super::*;
-use crate::signer::KeyAlgorithm;
 use crate::signer::soft::SoftKey;
+use crate::signer::{KeyAlgorithm, SignError};
 use crate::x509::crl::{CrlParams, RevocationReason, RevokedCertificate, build_crl, crl_to_pem};
 use crate::x509::csr::parse_csr;
+use crate::x509::profile::ProfileError;
 use crate::x509::testutil::{openssl, openssl_ok, openssl_status};
 
 fn now() -> OffsetDateTime {
