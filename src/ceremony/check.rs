@@ -50,6 +50,9 @@ pub struct PlanStep {
     /// The key's label on that token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_label: Option<String>,
+    /// The CA whose token key signs in this step, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signs_with_ca: Option<String>,
     /// The files it reads, resolved.
     pub inputs: Vec<PathBuf>,
     /// The files it writes, resolved.
@@ -67,6 +70,8 @@ pub struct Report {
     pub plan: Vec<PlanStep>,
     /// Everything wrong; empty when the ceremony may run.
     pub findings: Vec<Finding>,
+    /// Worth a look, not wrong.
+    pub notes: Vec<Finding>,
 }
 
 impl Report {
@@ -99,12 +104,18 @@ impl Report {
                         .unwrap_or_default()
                 ));
             }
+            if let Some(ca) = &p.signs_with_ca {
+                s.push_str(&format!("       signs with the key of CA {ca:?}\n"));
+            }
             for i in &p.inputs {
                 s.push_str(&format!("       reads  {}\n", i.display()));
             }
             for o in &p.outputs {
                 s.push_str(&format!("       writes {}\n", o.display()));
             }
+        }
+        for n in &self.notes {
+            s.push_str(&format!("note: {}\n", n.message));
         }
         if self.findings.is_empty() {
             s.push_str("check passed: no finding\n");
@@ -204,6 +215,19 @@ fn signature_family(alg: &str) -> Option<&'static str> {
     }
 }
 
+/// The CA whose key signs in a step.
+fn signing_ca(step: &Step) -> Option<&str> {
+    match step {
+        Step::CaIntermediate(s) => Some(&s.issuer),
+        Step::CaSignIntermediate(s) => Some(&s.issuer),
+        Step::CertIssue(s) => Some(&s.ca),
+        Step::KeyBundle(s) => Some(&s.ca),
+        Step::Crl(s) => Some(&s.ca),
+        Step::AuditAnchor(s) => Some(&s.ca),
+        _ => None,
+    }
+}
+
 /// Checks a ceremony statically. `site` is the binding and where it came from (`None`: no
 /// binding given, so the roles are not checked against one).
 pub fn check(
@@ -232,6 +256,7 @@ pub fn check(
         });
     }
     let mut used_roles = BTreeSet::new();
+    let mut notes = Vec::new();
 
     for step in &file.steps {
         let id = step.id().to_owned();
@@ -487,21 +512,31 @@ pub fn check(
             token,
             token_uri,
             key_label,
+            signs_with_ca: signing_ca(step).map(str::to_owned),
             inputs,
             outputs: outs,
         });
     }
     for role in file.tokens.keys() {
         if !used_roles.contains(role) {
-            findings.push(Finding {
+            notes.push(Finding {
                 step: None,
-                message: format!("[tokens.{role}] is declared but no step uses it: remove it"),
+                message: format!(
+                    "no step names a key on [tokens.{role}]: right when it holds the key of a CA the state already has (the steps signing with that CA use it); otherwise remove it"
+                ),
             });
         }
     }
     if let Some((s, source)) = site {
-        for m in s.findings(file.tokens.keys().map(String::as_str), source) {
+        let (wrong, extra) = s.findings(file.tokens.keys().map(String::as_str), source);
+        for m in wrong {
             findings.push(Finding {
+                step: None,
+                message: m,
+            });
+        }
+        for m in extra {
+            notes.push(Finding {
                 step: None,
                 message: m,
             });
@@ -512,5 +547,6 @@ pub fn check(
         purpose: file.purpose.clone(),
         plan,
         findings,
+        notes,
     }
 }

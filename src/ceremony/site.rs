@@ -13,8 +13,9 @@
 //! or, without a site file, from the environment: `HSMSIGN_SITE_TOKEN_<ROLE>` holds the token
 //! URI, `HSMSIGN_SITE_MODULE_<ROLE>` the module and `HSMSIGN_SITE_PIN_SOURCE_<ROLE>` the PIN
 //! source, where `<ROLE>` is the role upper-cased with `-` as `_` (`ca-token` is `CA_TOKEN`).
-//! Every role the ceremony uses must be bound; a site file binding a role the ceremony does not
-//! name is refused too (a stale or wrong site file is a finding, not a detail).
+//! Every role the ceremony uses must be bound, or the check fails. A site file may bind more
+//! roles than one ceremony uses (one site file describes the site's tokens for all its
+//! ceremonies); each extra role is reported as a note so a wrong site file stands out.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -120,15 +121,16 @@ impl SiteFile {
         Ok(site)
     }
 
-    /// Every finding of binding `roles` with this site: unbound roles and roles the ceremony
-    /// does not use.
+    /// Binding `roles` with this site: the unbound roles (findings) and the roles the ceremony
+    /// does not use (notes).
     pub fn findings<'a>(
         &self,
         roles: impl IntoIterator<Item = &'a str>,
         source: &str,
-    ) -> Vec<String> {
+    ) -> (Vec<String>, Vec<String>) {
         let roles: Vec<&str> = roles.into_iter().collect();
         let mut out = Vec::new();
+        let mut notes = Vec::new();
         for r in &roles {
             if !self.role.contains_key(*r) {
                 out.push(format!(
@@ -139,12 +141,12 @@ impl SiteFile {
         }
         for r in self.role.keys() {
             if !roles.contains(&r.as_str()) {
-                out.push(format!(
-                    "{source} binds role {r:?}, which the ceremony does not use: remove it or use the site file made for this ceremony"
+                notes.push(format!(
+                    "{source} binds role {r:?}, which this ceremony does not use; make sure it is the site file meant"
                 ));
             }
         }
-        out
+        (out, notes)
     }
 }
 
@@ -177,8 +179,13 @@ mod tests {
             site.role["ca-token"].pin_source.as_deref(),
             Some("env:ROOT_PIN")
         );
-        assert!(site.findings(["ca-token"], "the environment").is_empty());
-        let f = site.findings(["ca-token", "op"], "the environment");
+        assert_eq!(
+            site.findings(["ca-token"], "the environment"),
+            (vec![], vec![])
+        );
+        let (f, notes) = site.findings(["ca-token", "op"], "the environment");
+        assert!(notes.is_empty());
+        assert_eq!(site.findings([], "x").1.len(), 1);
         assert_eq!(f.len(), 1);
         assert!(f[0].contains("HSMSIGN_SITE_TOKEN_OP"), "{f:?}");
     }

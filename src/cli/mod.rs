@@ -9,6 +9,7 @@ mod attest;
 mod audit;
 mod bundle;
 mod ca;
+mod ceremony;
 mod cert;
 pub(crate) mod docs;
 mod expiry;
@@ -101,6 +102,9 @@ pub(crate) enum Command {
     /// component depends on it and what breaks; exit status 4 when anything ends within the
     /// window.
     Expiry(expiry::ExpiryArgs),
+    /// Ceremonies: check a ceremony file and print its plan, render a transcript's record.
+    #[command(subcommand)]
+    Ceremony(ceremony::CeremonyCmd),
 }
 
 /// A failure, with the exit status it maps to.
@@ -279,6 +283,7 @@ pub(crate) fn run(cli: Cli) -> CmdResult {
         Command::Bundle(c) => bundle::run(&ctx, c),
         Command::Crl(c) => ca::run_crl(&ctx, c),
         Command::Audit(c) => audit::run(&ctx, c),
+        Command::Ceremony(c) => ceremony::run(&ctx, c),
     }
 }
 
