@@ -205,7 +205,7 @@ fn a_csr_is_checked_by_its_self_signature() {
         .output()
         .unwrap()
         .stdout;
-    let mut bad = der.clone();
+    let mut bad = der;
     let at = bad.windows(6).position(|w| w == b"Sub CA").unwrap();
     bad[at] = b'X';
     std::fs::write(&csr, bad).unwrap();
