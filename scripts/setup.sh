@@ -15,6 +15,10 @@ command -v setsid >/dev/null 2>&1 || need+=(util-linux)
 command -v zip >/dev/null 2>&1 || need+=(zip)
 command -v unzip >/dev/null 2>&1 || need+=(unzip)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The ceremony record test (tests/ceremony_record.rs) prints the HTML record to PDF with headless
+# Chromium and reads its text back with pdftotext, as a person would see the page.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 # Native YubiKey support (the default `yubikey` feature) links libpcsclite.
 dpkg -s libpcsclite-dev >/dev/null 2>&1 || need+=(libpcsclite-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)

@@ -38,14 +38,17 @@ pub fn read_aloud(hex: &str) -> Vec<String> {
 }
 
 fn digest_html(hex: &str) -> String {
-    let lines: Vec<String> = read_aloud(hex).iter().map(|l| escape(l)).collect();
-    format!("<span class=\"digest\">{}</span>", lines.join("<br>"))
+    let lines: Vec<String> = read_aloud(hex)
+        .iter()
+        .map(|l| format!("<div class=\"digest\">{}</div>", escape(l)))
+        .collect();
+    lines.concat()
 }
 
 const CSS: &str = "body{font-family:serif;margin:2em;color:#000}\
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.2em}\
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #444;padding:4px;vertical-align:top;text-align:left}\
-.digest{font-family:monospace;font-size:1.05em;letter-spacing:.05em}\
+.digest{font-family:monospace;font-size:1.05em;letter-spacing:.05em;white-space:nowrap}\
 .step{page-break-inside:avoid;break-inside:avoid;margin-bottom:1em}\
 .sig{margin-top:2.5em;page-break-inside:avoid;break-inside:avoid}.sig td{height:3em}\
 @media print{body{margin:0}a{color:#000;text-decoration:none}}\
@@ -64,7 +67,7 @@ pub fn render(t: &Transcript) -> String {
     let _ = writeln!(
         h,
         "<table><tr><th>Operator</th><td>{}</td></tr><tr><th>Started</th><td>{}</td></tr><tr><th>Ended</th><td>{}</td></tr><tr><th>hsmsign</th><td>{}</td></tr><tr><th>Run</th><td>{}</td></tr>\
-<tr><th>Ceremony file</th><td>{}<br>SHA-256 {}</td></tr><tr><th>Site file</th><td>{}</td></tr></table>",
+<tr><th>Ceremony file</th><td>{}</td></tr><tr><th>its SHA-256</th><td>{}</td></tr><tr><th>Site file</th><td>{}</td></tr></table>",
         escape(&t.operator),
         escape(&t.started),
         escape(t.ended.as_deref().unwrap_or("not ended (the run stopped)")),
@@ -78,7 +81,7 @@ pub fn render(t: &Transcript) -> String {
         digest_html(&t.ceremony_file.sha256),
         match &t.site_file {
             Some(s) => format!(
-                "{}<br>SHA-256 {}",
+                "{}<br>SHA-256:{}",
                 escape(&s.path.display().to_string()),
                 digest_html(&s.sha256)
             ),
@@ -105,7 +108,7 @@ pub fn render(t: &Transcript) -> String {
         for f in &s.inputs {
             let _ = writeln!(
                 h,
-                "<tr><th>Read {}</th><td>SHA-256 {}</td></tr>",
+                "<tr><th>Read {} (SHA-256)</th><td>{}</td></tr>",
                 escape(&f.path.display().to_string()),
                 digest_html(&f.sha256)
             );
@@ -113,7 +116,7 @@ pub fn render(t: &Transcript) -> String {
         for f in &s.outputs {
             let _ = writeln!(
                 h,
-                "<tr><th>Wrote {}</th><td>SHA-256 {}</td></tr>",
+                "<tr><th>Wrote {} (SHA-256)</th><td>{}</td></tr>",
                 escape(&f.path.display().to_string()),
                 digest_html(&f.sha256)
             );
@@ -121,7 +124,7 @@ pub fn render(t: &Transcript) -> String {
         for c in &s.certificates {
             let _ = writeln!(
                 h,
-                "<tr><th>Certificate {}</th><td>SHA-256 fingerprint {}</td></tr>",
+                "<tr><th colspan=\"2\">Certificate {}</th></tr><tr><th>its SHA-256 fingerprint</th><td>{}</td></tr>",
                 escape(&c.subject),
                 digest_html(&c.sha256_fingerprint)
             );
