@@ -380,3 +380,21 @@ fn ceremony_run_says_it_is_not_wired() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not wired"));
 }
+
+#[test]
+fn archive_verify_options_are_checked_not_ignored() {
+    let d = Dir::new();
+    d.write("in.zip", "zip");
+    d.refuses(
+        &format!("{HEAD}{ROOT}[[step]]\nid = \"v\"\nkind = \"archive-verify\"\nin = \"in.zip\"\nnode = [\"ctl=@root.out\", \"agent\"]\njs7-version = \"2.7\"\nallow-expired-certificates = \"maybe\"\n"),
+        &[
+            "node \"agent\" is not NAME=DIR",
+            "js7-version \"2.7\" is not X.Y.Z",
+            "allow-expired-certificates \"maybe\": give yes or no",
+        ],
+    );
+    d.refuses(
+        &format!("{HEAD}{ROOT}[[step]]\nid = \"v\"\nkind = \"archive-verify\"\nin = \"in.zip\"\n"),
+        &["give trusted"],
+    );
+}

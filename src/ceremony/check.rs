@@ -173,7 +173,7 @@ fn input_kind(step: &Step, flag: &str) -> &'static str {
     match (step, flag) {
         (Step::CaSignIntermediate(_), "csr") => "ca-csr",
         (_, "csr") => "csr",
-        (Step::ArchiveVerify(_), "trusted") => "trusted",
+        (Step::ArchiveVerify(_), "trusted" | "node") => "trusted",
         (_, "cert") => "cert",
         _ => "file",
     }
@@ -382,6 +382,37 @@ pub fn check(
                     s.profile,
                     PROFILES.join(", ")
                 ));
+            }
+            Step::ArchiveVerify(s) => {
+                if s.trusted.is_none() && s.node.is_empty() {
+                    f(
+                        "give trusted (a trusted-x509-keys directory or PEM file) or node entries"
+                            .into(),
+                    );
+                }
+                for n in &s.node {
+                    if n.split_once('=').is_none_or(|(name, dir)| {
+                        name.is_empty() || dir.is_empty() || dir.starts_with(',')
+                    }) {
+                        f(format!(
+                            "node {n:?} is not NAME=DIR[,version=X.Y.Z][,allow-expired=yes|no]"
+                        ));
+                    }
+                }
+                if let Some(v) = &s.js7_version
+                    && (v.split('.').count() != 3
+                        || !v
+                            .split('.')
+                            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())))
+                {
+                    f(format!("js7-version {v:?} is not X.Y.Z (e.g. 2.7.2)"));
+                }
+                if let Some(a) = &s.allow_expired_certificates
+                    && a != "yes"
+                    && a != "no"
+                {
+                    f(format!("allow-expired-certificates {a:?}: give yes or no"));
+                }
             }
             Step::Js7Config(s) if !["controller", "agent"].contains(&s.role.as_str()) => {
                 f(format!("role {:?} is not controller or agent", s.role));

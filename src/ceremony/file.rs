@@ -428,11 +428,22 @@ pub struct ArchiveVerifyStep {
     /// `--in`: a path or `@step.flag`.
     #[serde(rename = "in")]
     pub input: String,
-    /// `--trusted`: a path or `@step.flag`.
-    pub trusted: String,
+    /// `--trusted`: a path or `@step.flag` (this or `node`).
+    #[serde(default)]
+    pub trusted: Option<String>,
+    /// `--node NAME=DIR[,version=X.Y.Z][,allow-expired=yes|no]`, repeatable; DIR is a path or
+    /// `@step.flag`.
+    #[serde(default)]
+    pub node: Vec<String>,
     /// `--cert`: a path or `@step.flag`.
     #[serde(default)]
     pub cert: Option<String>,
+    /// `--js7-version`.
+    #[serde(default)]
+    pub js7_version: Option<String>,
+    /// `--allow-expired-certificates`: yes or no.
+    #[serde(default)]
+    pub allow_expired_certificates: Option<String>,
     /// `--strict`.
     #[serde(default)]
     pub strict: bool,
@@ -629,7 +640,11 @@ impl Step {
             }
             Self::ArchiveVerify(s) => {
                 v.push(("in", &s.input));
-                v.push(("trusted", &s.trusted));
+                v.extend(s.trusted.as_deref().map(|t| ("trusted", t)));
+                for n in &s.node {
+                    let dir = n.split_once('=').map_or("", |(_, rest)| rest);
+                    v.push(("node", dir.split(',').next().unwrap_or_default()));
+                }
                 v.extend(s.cert.as_deref().map(|c| ("cert", c)));
             }
             _ => {}
