@@ -178,6 +178,33 @@ pub struct PlannedStep {
     pub input_hash: String,
 }
 
+/// The plan as [`resume`] compares it: each step's id and its input hash over its input files
+/// as they are now. An input that cannot be read yet (a later step's output) enters the hash as
+/// unreadable; only steps recorded done are compared, and their inputs exist.
+pub fn planned_steps(
+    file: &super::file::CeremonyFile,
+    report: &super::check::Report,
+) -> Vec<PlannedStep> {
+    file.steps
+        .iter()
+        .zip(&report.plan)
+        .map(|(step, plan)| {
+            let inputs: Vec<(PathBuf, Vec<u8>)> = plan
+                .inputs
+                .iter()
+                .map(|p| {
+                    let data = std::fs::read(p).unwrap_or_else(|_| b"(unreadable)".to_vec());
+                    (p.clone(), data)
+                })
+                .collect();
+            PlannedStep {
+                id: plan.id.clone(),
+                input_hash: input_hash(step, &inputs),
+            }
+        })
+        .collect()
+}
+
 /// What a second run may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resume {
@@ -320,6 +347,33 @@ mod tests {
             panic!()
         };
         assert!(m.contains("file changed"), "{m}");
+    }
+
+    #[test]
+    fn the_input_hash_follows_parameters_and_input_contents() {
+        use crate::ceremony::check::{NoState, Paths, check};
+        use crate::ceremony::file::CeremonyFile;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.zip"), b"one").unwrap();
+        let text = |alg: &str| {
+            format!(
+                "name = \"n\"\npurpose = \"p\"\n[tokens.op]\n[[step]]\nid = \"s\"\nkind = \"archive-sign\"\nkey = {{ token = \"op\", label = \"k\" }}\ncert = \"in.zip\"\nin = \"in.zip\"\nout = \"o.zip\"\nalgorithm = \"{alg}\"\n"
+            )
+        };
+        let paths = Paths {
+            input_dir: dir.path().into(),
+            output_dir: dir.path().into(),
+        };
+        let hash = |t: &str| {
+            let f = CeremonyFile::parse(Path::new("c.toml"), t).unwrap();
+            let r = check(&f, None, &paths, &NoState);
+            planned_steps(&f, &r)[0].input_hash.clone()
+        };
+        let a = hash(&text("SHA256withECDSA"));
+        assert_eq!(a, hash(&text("SHA256withECDSA")));
+        assert_ne!(a, hash(&text("SHA512withECDSA")));
+        std::fs::write(dir.path().join("in.zip"), b"two").unwrap();
+        assert_ne!(a, hash(&text("SHA256withECDSA")));
     }
 
     #[test]
