@@ -827,6 +827,12 @@ pub(crate) fn parse_strict<T: serde::de::DeserializeOwned>(
             && let Some(o) = find_key_after(&doc, offset, name) {
                 offset = o;
             }
+        // A wrong value inside a step is reported at the step's header too: find the value.
+        if let Some(shown) = wrong_value(&message)
+            && let Some(o) = find_value_after(&doc, offset, &shown)
+        {
+            offset = o;
+        }
         let advice = if message.starts_with("unknown field") {
             format!("{message}; remove or correct the key (docs/ceremonies.md lists every key of every {what})")
         } else if message.starts_with("unknown variant") {
@@ -838,6 +844,67 @@ pub(crate) fn parse_strict<T: serde::de::DeserializeOwned>(
         };
         at(path, text, offset, advice)
     })
+}
+
+/// The value serde names in "invalid type: string \"ten\", expected u64", as TOML writes it.
+fn wrong_value(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))?;
+    let (what, _) = rest.split_once(", expected")?;
+    let (kind, value) = what.split_once(' ')?;
+    match kind {
+        "string" => Some(value.to_owned()),
+        "integer" | "floating" | "boolean" => Some(value.trim_matches('`').to_owned()),
+        _ => None,
+    }
+}
+
+/// The offset of the first value written as `shown` at or after `offset`.
+fn find_value_after(
+    doc: &toml_edit::ImDocument<&str>,
+    offset: usize,
+    shown: &str,
+) -> Option<usize> {
+    fn value(v: &toml_edit::Value, offset: usize, shown: &str, best: &mut Option<usize>) {
+        match v {
+            toml_edit::Value::InlineTable(t) => {
+                t.iter().for_each(|(_, x)| value(x, offset, shown, best))
+            }
+            toml_edit::Value::Array(a) => a.iter().for_each(|x| value(x, offset, shown, best)),
+            _ => {
+                let repr = match v {
+                    toml_edit::Value::String(s) => format!("{:?}", s.value()),
+                    toml_edit::Value::Integer(i) => i.value().to_string(),
+                    toml_edit::Value::Float(f) => f.value().to_string(),
+                    toml_edit::Value::Boolean(b) => b.value().to_string(),
+                    _ => return,
+                };
+                if let Some(span) = v.span()
+                    && repr == shown
+                    && span.start >= offset
+                    && best.is_none_or(|b| span.start < b)
+                {
+                    *best = Some(span.start);
+                }
+            }
+        }
+    }
+    fn table(t: &dyn toml_edit::TableLike, offset: usize, shown: &str, best: &mut Option<usize>) {
+        for (_, item) in t.iter() {
+            match item {
+                toml_edit::Item::Table(x) => table(x, offset, shown, best),
+                toml_edit::Item::ArrayOfTables(a) => {
+                    a.iter().for_each(|x| table(x, offset, shown, best))
+                }
+                toml_edit::Item::Value(v) => value(v, offset, shown, best),
+                toml_edit::Item::None => {}
+            }
+        }
+    }
+    let mut best = None;
+    table(doc.as_table(), offset, shown, &mut best);
+    best
 }
 
 /// The offset of the first key `name` at or after `offset` inside the table that starts there.
@@ -925,6 +992,28 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.starts_with("c.toml:9:3: unknown field `dayz`"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_value_is_named_at_its_line_and_column() {
+        let e = parse(&format!(
+            "{HEAD}[[step]]\nid = \"c\"\nkind = \"crl\"\nca = \"r\"\nout = \"c.crl\"\ndays = \"ten\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("c.toml:9:8: invalid type: string \"ten\""),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{HEAD}[[step]]\nid = \"c\"\nkind = \"ca-root\"\nname = \"r\"\nkey = {{ token = \"t\", label = \"k\" }}\nsubject = \"CN=R\"\npath-len = 300\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("c.toml:10:12: invalid value: integer `300`"),
+            "{e}"
+        );
     }
 
     #[test]
