@@ -126,7 +126,7 @@ fn the_plan_names_each_step_its_token_and_its_files() {
         "{text}"
     );
     assert!(
-        text.contains("token ca-token = pkcs11:token=CA, key \"root\""),
+        text.contains("token ca-token, key \"root\" = pkcs11:token=CA;object=root?pin-source=prompt"),
         "{text}"
     );
     assert!(text.contains("writes ./root.pem"), "{text}");

@@ -44,9 +44,9 @@ pub struct PlanStep {
     /// The token role it touches, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-    /// The token's URI from the site binding, when bound.
+    /// The key's PKCS#11 URI through the site binding, when bound.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_uri: Option<String>,
+    pub key_uri: Option<String>,
     /// The key's label on that token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_label: Option<String>,
@@ -94,13 +94,13 @@ impl Report {
             if let Some(t) = &p.token {
                 s.push_str(&format!(
                     "       token {t}{}{}\n",
-                    p.token_uri
-                        .as_deref()
-                        .map(|u| format!(" = {u}"))
-                        .unwrap_or_default(),
                     p.key_label
                         .as_deref()
                         .map(|l| format!(", key {l:?}"))
+                        .unwrap_or_default(),
+                    p.key_uri
+                        .as_deref()
+                        .map(|u| format!(" = {u}"))
                         .unwrap_or_default()
                 ));
             }
@@ -281,7 +281,7 @@ pub fn check(
             ));
         }
         // Token and key.
-        let (mut token, mut token_uri, mut key_label) = (None, None, None);
+        let (mut token, mut key_uri, mut key_label) = (None, None, None);
         if let Some(k) = step.key() {
             used_roles.insert(k.token.clone());
             if !file.tokens.contains_key(&k.token) {
@@ -302,9 +302,12 @@ pub fn check(
             }
             token = Some(k.token.clone());
             key_label = Some(k.label.clone());
-            token_uri = site
-                .and_then(|(s, _)| s.role.get(&k.token))
-                .map(|b| b.token.clone());
+            if let Some(b) = site.and_then(|(s, _)| s.role.get(&k.token)) {
+                match b.key_uri(k) {
+                    Ok(u) => key_uri = Some(u),
+                    Err(e) => f(format!("key {:?}: {e}", k.label)),
+                }
+            }
         }
         // Algorithms.
         match step {
@@ -541,7 +544,7 @@ pub fn check(
             kind: step.kind().to_owned(),
             command: step.command().to_owned(),
             token,
-            token_uri,
+            key_uri,
             key_label,
             signs_with_ca: signing_ca(step).map(str::to_owned),
             inputs,

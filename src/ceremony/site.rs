@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::file::{FileError, parse_strict};
+use super::file::{FileError, KeyRef, parse_strict};
+use crate::keys::pkcs11::uri::Pkcs11Uri;
 
 /// One role's token.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -64,13 +65,18 @@ pub fn check_source(s: &str) -> Result<(), String> {
 }
 
 fn check_binding(role: &str, b: &Binding) -> Result<(), String> {
-    if !b.token.starts_with("pkcs11:") {
-        return Err(format!(
-            "role {role:?}: token {:?} is not a PKCS#11 URI; write pkcs11:token=LABEL or pkcs11:serial=SERIAL",
+    let uri = Pkcs11Uri::parse(&b.token).map_err(|e| {
+        format!(
+            "role {role:?}: token {:?} is not a PKCS#11 URI ({e}); write pkcs11:token=LABEL or pkcs11:serial=SERIAL",
             b.token
+        )
+    })?;
+    if uri.pin_value.is_some() {
+        return Err(format!(
+            "role {role:?}: the token URI carries pin-value; PINs never go into a site file: remove it and give pin-source"
         ));
     }
-    if b.token.contains("object=") || b.token.contains("id=%") {
+    if uri.names_object() || uri.id.is_some() {
         return Err(format!(
             "role {role:?}: token {:?} names a key; bind the token only (the ceremony file names the keys)",
             b.token
@@ -150,6 +156,34 @@ impl SiteFile {
     }
 }
 
+impl Binding {
+    /// The PKCS#11 URI of a key on this role's token, as the commands' `--key` takes it: the
+    /// token part of the binding, the key's label and id, and the module and PIN source as
+    /// query attributes.
+    pub fn key_uri(&self, key: &KeyRef) -> Result<String, String> {
+        let mut uri = Pkcs11Uri::parse(&self.token)
+            .map_err(|e| format!("token {:?} of role {:?}: {e}", self.token, key.token))?;
+        uri.object = Some(key.label.clone());
+        if let Some(hex) = &key.id {
+            let bytes: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    hex.get(i..i + 2)
+                        .and_then(|b| u8::from_str_radix(b, 16).ok())
+                })
+                .collect();
+            uri.id = Some(bytes.ok_or_else(|| format!("key id {hex:?} is not hex bytes"))?);
+        }
+        if self.module.is_some() {
+            uri.module_path.clone_from(&self.module);
+        }
+        if self.pin_source.is_some() {
+            uri.pin_source.clone_from(&self.pin_source);
+        }
+        Ok(uri.to_string())
+    }
+}
+
 /// `ca-token` -> `CA_TOKEN`.
 pub fn env_suffix(role: &str) -> String {
     role.chars()
@@ -188,6 +222,30 @@ mod tests {
         assert_eq!(site.findings([], "x").1.len(), 1);
         assert_eq!(f.len(), 1);
         assert!(f[0].contains("HSMSIGN_SITE_TOKEN_OP"), "{f:?}");
+    }
+
+    #[test]
+    fn a_key_uri_is_the_token_part_plus_label_and_id() {
+        let b = Binding {
+            token: "pkcs11:token=JS7%20Root".into(),
+            module: Some("/usr/lib/softhsm/libsofthsm2.so".into()),
+            pin_source: Some("env:PIN".into()),
+        };
+        let k = KeyRef {
+            token: "ca-token".into(),
+            label: "root key".into(),
+            id: Some("0a01".into()),
+        };
+        let uri = b.key_uri(&k).unwrap();
+        let parsed = Pkcs11Uri::parse(&uri).unwrap();
+        assert_eq!(parsed.token.as_deref(), Some("JS7 Root"));
+        assert_eq!(parsed.object.as_deref(), Some("root key"));
+        assert_eq!(parsed.id, Some(vec![0x0a, 0x01]));
+        assert_eq!(parsed.pin_source.as_deref(), Some("env:PIN"));
+        assert!(
+            uri.contains("module-path=/usr/lib/softhsm/libsofthsm2.so"),
+            "{uri}"
+        );
     }
 
     #[test]
