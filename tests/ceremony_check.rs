@@ -126,7 +126,9 @@ fn the_plan_names_each_step_its_token_and_its_files() {
         "{text}"
     );
     assert!(
-        text.contains("token ca-token, key \"root\" = pkcs11:token=CA;object=root?pin-source=prompt"),
+        text.contains(
+            "token ca-token, key \"root\" = pkcs11:token=CA;object=root?pin-source=prompt"
+        ),
         "{text}"
     );
     assert!(text.contains("writes ./root.pem"), "{text}");
@@ -396,5 +398,14 @@ fn archive_verify_options_are_checked_not_ignored() {
     d.refuses(
         &format!("{HEAD}{ROOT}[[step]]\nid = \"v\"\nkind = \"archive-verify\"\nin = \"in.zip\"\n"),
         &["give trusted"],
+    );
+}
+
+#[test]
+fn an_output_in_a_missing_directory_is_refused() {
+    let d = Dir::new();
+    d.refuses(
+        &format!("{HEAD}{ROOT}").replace("out = \"root.pem\"", "out = \"pki/root.pem\""),
+        &["out ./pki/root.pem: the directory ./pki does not exist"],
     );
 }

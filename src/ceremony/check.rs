@@ -523,6 +523,16 @@ pub fn check(
                     path.display()
                 ));
             }
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+                && !parent.is_dir()
+                && !all_outputs.contains_key(parent)
+            {
+                f(format!(
+                    "{flag} {}: the directory {} does not exist; create it before the ceremony",
+                    path.display(),
+                    parent.display()
+                ));
+            }
             if let Some(other) = all_outputs.insert(path.clone(), id.clone()) {
                 f(format!(
                     "{flag} {} is also written by step {other:?}: give each output its own path",
