@@ -28,6 +28,7 @@ fn step(id: &str, kind: &str, status: Status, seed: &str) -> StepRecord {
             pem: "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into(),
         }],
         audit_seq: vec![7, 8],
+        audit_head: Some(6),
         summary: format!("{kind} <b>not bold</b>"),
     }
 }
@@ -51,6 +52,8 @@ fn the_printed_record_shows_every_step_and_fingerprint_as_read_aloud() {
         rehearsal: false,
         started: "2026-12-03T09:00:00Z".into(),
         ended: Some("2026-12-03T09:30:00Z".into()),
+        audit_start: None,
+        audit_end: None,
         steps: vec![
             step("root-key", "key-generate", Status::Done, "1"),
             step("root", "ca-root", Status::Done, "2"),

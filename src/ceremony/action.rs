@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use crate::archive::js7::{Js7Version, NodePolicy};
 use crate::archive::{self, ArchiveSign, VerifyOptions};
 use crate::bundle::{self, Js7Config, TrustedKeys, Truststore};
 use crate::ca::{
@@ -46,8 +47,9 @@ pub enum Action {
     ArchiveVerify {
         /// The signed archive.
         input: PathBuf,
-        /// The trusted-x509-keys directory or a PEM file.
-        trusted: PathBuf,
+        /// Each node: its name (empty for a lone `trusted`), its trusted-x509-keys directory or
+        /// PEM file, its JS7 version and its allow-expired setting (`None`: the defaults).
+        nodes: Vec<(String, PathBuf, Option<Js7Version>, Option<bool>)>,
         /// The signer certificate, when JOC sends it with the objects.
         cert: Option<PathBuf>,
         /// Also check what JS7 leaves out.
@@ -188,8 +190,11 @@ impl Action {
             Self::Revoke(r) => r.validate(store).map(drop).map_err(text),
             Self::Crl(r) => r.validate(store).map_err(text),
             Self::ArchiveSign(r) => r.validate(keys).map(drop).map_err(text),
-            Self::ArchiveVerify { trusted, cert, .. } => {
-                archive::read_trusted_source(trusted).map_err(text)?;
+            Self::ArchiveVerify { nodes, cert, .. } => {
+                for (_, trusted, version, allow) in nodes {
+                    archive::read_trusted_source(trusted).map_err(text)?;
+                    NodePolicy::new(*version, *allow).map_err(text)?;
+                }
                 if let Some(c) = cert {
                     crate::x509::read_certificate_file(c).map_err(text)?;
                 }
@@ -276,11 +281,10 @@ impl Action {
             }
             Self::ArchiveVerify {
                 input,
-                trusted,
+                nodes,
                 cert,
                 strict,
             } => {
-                let source = archive::read_trusted_source(trusted).map_err(text)?;
                 let signer = cert
                     .as_deref()
                     .map(crate::x509::read_certificate_file)
@@ -288,28 +292,40 @@ impl Action {
                     .map_err(text)?;
                 let contents =
                     archive::read_signed_archive(input, &Default::default()).map_err(text)?;
-                let report = archive::judge(
-                    &contents,
-                    &source,
-                    signer.as_deref(),
-                    &VerifyOptions {
-                        strict: *strict,
-                        policy: Default::default(),
-                    },
-                )
-                .map_err(text)?;
-                if !report.accepted() {
-                    return Err(format!(
-                        "{} would not be accepted by a JS7 Controller or Agent trusting {}: run `hsmsign archive verify --in {} --trusted {}` for the details",
-                        input.display(),
-                        trusted.display(),
-                        input.display(),
-                        trusted.display()
-                    ));
+                let mut objects = 0;
+                for (name, trusted, version, allow) in nodes {
+                    let source = archive::read_trusted_source(trusted).map_err(text)?;
+                    let policy = NodePolicy::new(*version, *allow).map_err(text)?;
+                    let report = archive::judge(
+                        &contents,
+                        &source,
+                        signer.as_deref(),
+                        &VerifyOptions {
+                            strict: *strict,
+                            policy,
+                        },
+                    )
+                    .map_err(text)?;
+                    if !report.accepted() {
+                        let node = if name.is_empty() {
+                            String::new()
+                        } else {
+                            format!("node {name} ")
+                        };
+                        return Err(format!(
+                            "{} would not be accepted by {node}({}, trusting {}): run `hsmsign archive verify --in {} --trusted {}` for the details",
+                            input.display(),
+                            policy.describe(),
+                            trusted.display(),
+                            input.display(),
+                            trusted.display()
+                        ));
+                    }
+                    objects = report.objects.len();
                 }
                 o.summary = format!(
-                    "all {} signed object(s) verify as a JS7 Controller or Agent checks them",
-                    report.objects.len()
+                    "all {objects} signed object(s) verify as {} JS7 node(s) check them",
+                    nodes.len()
                 );
             }
             Self::Export(r) => {

@@ -3,6 +3,8 @@
 pub mod action;
 pub mod check;
 pub mod file;
+pub mod perform;
+pub mod plan;
 pub mod record;
 pub mod rehearsal;
 pub mod run;

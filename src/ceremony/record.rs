@@ -91,6 +91,7 @@ pub fn render(t: &Transcript) -> String {
     let _ = writeln!(h, "<h2>Steps</h2>");
     for (n, s) in t.steps.iter().enumerate() {
         let status = match s.status {
+            Status::Started => "INTERRUPTED",
             Status::Done => "done",
             Status::Failed => "FAILED",
             Status::Skipped => "skipped",

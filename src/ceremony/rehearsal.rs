@@ -34,6 +34,14 @@ pub enum RehearsalError {
     /// The operating system's RNG failed.
     #[error("cannot draw the throwaway PINs: {0}")]
     Random(String),
+    /// A stand-in could not be made.
+    #[error("cannot make {what} for the rehearsal: {detail}")]
+    StandIn {
+        /// What.
+        what: String,
+        /// What hsmsign said.
+        detail: String,
+    },
     /// Making a throwaway token failed.
     #[error("cannot make the throwaway token for role {role:?}: {detail}")]
     Token {
@@ -168,4 +176,253 @@ impl Rehearsal {
         }
         Ok(label)
     }
+}
+
+impl Rehearsal {
+    /// Run `exe` with `args` against the throwaway tokens; its output, or why it failed.
+    fn hsmsign(&self, exe: &Path, what: &str, args: &[&str]) -> Result<String, RehearsalError> {
+        let out = self
+            .command(exe)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| RehearsalError::StandIn {
+                what: what.to_string(),
+                detail: e.to_string(),
+            })?;
+        if !out.status.success() {
+            return Err(RehearsalError::StandIn {
+                what: what.to_string(),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// The throwaway token holding the keys of stand-in CAs.
+const STAND_INS: &str = "stand-ins";
+
+fn uri(label: &str, object: &str, id: Option<&str>) -> String {
+    let mut u = format!(
+        "pkcs11:token={};object={}",
+        label.replace(' ', "%20"),
+        object.replace(' ', "%20")
+    );
+    if let Some(id) = id {
+        u.push_str(";id=");
+        for pair in id.as_bytes().chunks(2) {
+            u.push('%');
+            u.push_str(&String::from_utf8_lossy(pair));
+        }
+    }
+    u
+}
+
+/// What the rehearsal prepared, for the officer.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The rehearsal.
+    pub rehearsal: Rehearsal,
+    /// The site file binding the roles to the throwaway tokens.
+    pub site: PathBuf,
+    /// The stand-ins, in words.
+    pub stand_ins: Vec<String>,
+    /// The substitutions file the ceremony runs with.
+    pub substitutions: PathBuf,
+}
+
+/// Prepare a rehearsal of `file` in `dir`: a throwaway token per role; stand-ins for what the
+/// file uses but only the real site has (a CA of the state: a throwaway root of the same name; a
+/// key made before the ceremony: a throwaway key of the same label; an operator's signing
+/// certificate: one for that throwaway key, with the same subject); a site file binding the
+/// roles; one throwaway secret answering every password the file asks for.
+pub fn prepare(
+    exe: &Path,
+    file: &super::file::CeremonyFile,
+    input_dir: &Path,
+    dir: &Path,
+) -> Result<Prepared, RehearsalError> {
+    use super::file::{FileRef, Step};
+    let r = Rehearsal::prepare(dir)?;
+    let mut stand_ins = Vec::new();
+    let mut site = String::from(
+        "# Written by hsmsign for a rehearsal: every role is bound to a throwaway SoftHSM2 token.\n",
+    );
+    for role in file.tokens.keys() {
+        let label = r.make_token(exe, role)?;
+        site.push_str(&format!(
+            "\n[role.{role}]\ntoken = \"pkcs11:token={}\"\nmodule = \"{}\"\n",
+            label.replace(' ', "%20"),
+            r.module.display()
+        ));
+    }
+    let stand_in_label = r.make_token(exe, STAND_INS)?;
+    let secret = r.dir.join("secret");
+    write_secret(&secret, &random_digits()?)?;
+
+    // CAs the file uses but does not make, and keys it uses but does not make.
+    let mut made_cas: Vec<&str> = Vec::new();
+    let mut made_keys: Vec<(&str, &str)> = Vec::new();
+    let mut stand_in_cas: Vec<String> = Vec::new();
+    for step in &file.steps {
+        for ca in step.needs_cas() {
+            if !made_cas.contains(&ca) && !stand_in_cas.iter().any(|c| c == ca) {
+                let key = uri(&stand_in_label, &format!("{ca}-key"), None);
+                r.hsmsign(
+                    exe,
+                    &format!("the key of stand-in CA {ca:?}"),
+                    &["key", "generate", "--key", &key, "--algorithm", "ec-p256"],
+                )?;
+                r.hsmsign(
+                    exe,
+                    &format!("stand-in CA {ca:?}"),
+                    &[
+                        "ca",
+                        "init",
+                        "--name",
+                        ca,
+                        "--key",
+                        &key,
+                        "--subject",
+                        &format!("CN={ca} (rehearsal stand-in), O=hsmsign rehearsal"),
+                    ],
+                )?;
+                stand_ins.push(format!(
+                    "CA {ca:?}: a throwaway root of the same name (the state's own is not used)"
+                ));
+                stand_in_cas.push(ca.to_string());
+            }
+        }
+        if let Some(ca) = step.creates_ca() {
+            made_cas.push(ca);
+        }
+        if let Step::KeyGenerate(s) = step {
+            made_keys.push((&s.key.token, &s.key.label));
+            continue;
+        }
+        // A key made before the ceremony (an imported CA's key cannot be stood in for: its
+        // certificate names the real one).
+        if let Some(k) = step.key().filter(|_| !matches!(step, Step::CaImport(_)))
+            && !made_keys.contains(&(k.token.as_str(), k.label.as_str()))
+        {
+            let rsa = matches!(step, Step::ArchiveSign(s) if s.algorithm.as_deref().is_some_and(|a| a.ends_with("withRSA")));
+            let alg = if rsa { "rsa-3072" } else { "ec-p256" };
+            r.hsmsign(
+                exe,
+                &format!("stand-in key {:?}", k.label),
+                &[
+                    "key",
+                    "generate",
+                    "--key",
+                    &uri(&Rehearsal::label(&k.token), &k.label, k.id.as_deref()),
+                    "--algorithm",
+                    alg,
+                ],
+            )?;
+            stand_ins.push(format!(
+                "key {:?} on {:?}: a throwaway {alg} key of the same label",
+                k.label, k.token
+            ));
+            made_keys.push((&k.token, &k.label));
+        }
+    }
+    // Signing certificates read from files: one for the throwaway key, same subject, issued by
+    // the first stand-in CA (or one of the rehearsal's own).
+    let mut inputs = std::collections::BTreeMap::new();
+    for step in &file.steps {
+        let Step::ArchiveSign(s) = step else { continue };
+        let Ok(FileRef::Path(p)) = FileRef::parse(&s.cert) else {
+            continue;
+        };
+        let path = input_dir.join(p);
+        if inputs.contains_key(&path) {
+            continue;
+        }
+        let subject = crate::x509::read_certificate_file(&path)
+            .ok()
+            .and_then(|der| {
+                use der::Decode;
+                // The slash form, in the certificate's own order.
+                x509_cert::Certificate::from_der(&der).ok().map(|c| {
+                    c.tbs_certificate()
+                        .subject()
+                        .as_ref()
+                        .iter()
+                        .map(|rdn| format!("/{rdn}"))
+                        .collect::<String>()
+                })
+            })
+            .unwrap_or_else(|| "CN=Rehearsal Operator".into());
+        let issuer = match stand_in_cas.first() {
+            Some(ca) => ca.clone(),
+            None => {
+                let key = uri(&stand_in_label, "operators-key", None);
+                r.hsmsign(
+                    exe,
+                    "the key of the rehearsal's operator CA",
+                    &["key", "generate", "--key", &key, "--algorithm", "ec-p256"],
+                )?;
+                r.hsmsign(
+                    exe,
+                    "the rehearsal's operator CA",
+                    &[
+                        "ca",
+                        "init",
+                        "--name",
+                        "rehearsal-operators",
+                        "--key",
+                        &key,
+                        "--subject",
+                        "CN=Rehearsal Operators CA, O=hsmsign rehearsal",
+                    ],
+                )?;
+                stand_in_cas.push("rehearsal-operators".into());
+                "rehearsal-operators".into()
+            }
+        };
+        let out = r.dir.join(format!("stand-in-{}.pem", s.id));
+        r.hsmsign(
+            exe,
+            &format!("the stand-in signing certificate of step {:?}", s.id),
+            &[
+                "cert",
+                "issue",
+                "--ca",
+                &issuer,
+                "--profile",
+                "signing",
+                "--key",
+                &uri(
+                    &Rehearsal::label(&s.key.token),
+                    &s.key.label,
+                    s.key.id.as_deref(),
+                ),
+                "--subject",
+                &subject,
+                "--out",
+                &out.display().to_string(),
+            ],
+        )?;
+        stand_ins.push(format!("certificate {}: one for the throwaway key with subject {subject}, issued by CA {issuer:?}", path.display()));
+        inputs.insert(path, out);
+    }
+    let site_path = r.dir.join("site.toml");
+    fs::write(&site_path, site).map_err(io(&site_path))?;
+    let subst = super::plan::Substitutions {
+        inputs,
+        secret_file: Some(secret),
+    };
+    let substitutions = r.dir.join("substitutions.json");
+    fs::write(
+        &substitutions,
+        serde_json::to_vec_pretty(&subst).unwrap_or_default(),
+    )
+    .map_err(io(&substitutions))?;
+    Ok(Prepared {
+        rehearsal: r,
+        site: site_path,
+        stand_ins,
+        substitutions,
+    })
 }

@@ -26,6 +26,9 @@ pub struct FileHash {
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Started and not reported ended: the run was killed inside it (see
+    /// [`interrupted`]).
+    Started,
     /// Done.
     Done,
     /// Tried and failed; nothing of it was written.
@@ -66,6 +69,9 @@ pub struct StepRecord {
     /// The audit log sequence numbers it wrote.
     #[serde(default)]
     pub audit_seq: Vec<u64>,
+    /// The audit log's last record when the step started.
+    #[serde(default)]
+    pub audit_head: Option<u64>,
     /// One line saying what it did, or why it failed.
     #[serde(default)]
     pub summary: String,
@@ -94,6 +100,12 @@ pub struct Transcript {
     pub ended: Option<String>,
     /// Steps, in order, as far as the run got.
     pub steps: Vec<StepRecord>,
+    /// The `ceremony.start` audit record of the last run.
+    #[serde(default)]
+    pub audit_start: Option<u64>,
+    /// The `ceremony.end` audit record of the last run.
+    #[serde(default)]
+    pub audit_end: Option<u64>,
 }
 
 /// An error reading or writing a transcript.
@@ -264,7 +276,7 @@ pub fn resume(t: &Transcript, ceremony_sha256: &str, plan: &[PlannedStep]) -> Re
                 }
                 next = n + 1;
             }
-            Status::Failed | Status::Skipped => {}
+            Status::Started | Status::Failed | Status::Skipped => {}
         }
     }
     if next == plan.len() {
@@ -272,6 +284,22 @@ pub fn resume(t: &Transcript, ceremony_sha256: &str, plan: &[PlannedStep]) -> Re
     } else {
         Resume::From { next }
     }
+}
+
+/// Whether a step of `t` was started and never reported ended while the audit log went on past
+/// the head it started at (`head` is the log's last record now): then it may have signed, and
+/// running it again could sign a second time. Returns why the run must not go on.
+pub fn interrupted(t: &Transcript, head: u64) -> Option<String> {
+    t.steps.iter().find_map(|r| {
+        let started_at = r.audit_head?;
+        (r.status == Status::Started && head > started_at).then(|| {
+            format!(
+                "step {:?} was interrupted after the audit log had moved on from record #{started_at} (it is at #{head} now): it may have signed or recorded something. Look at `hsmsign audit show --since {}`; if the step's work is there, finish the ceremony by hand from the next step, otherwise mark it failed in a new transcript. Nothing is run again automatically",
+                r.id,
+                started_at + 1
+            )
+        })
+    })
 }
 
 #[cfg(test)]
@@ -292,6 +320,8 @@ mod tests {
             rehearsal: false,
             started: "2026-01-01T00:00:00Z".into(),
             ended: None,
+            audit_start: None,
+            audit_end: None,
             steps: steps
                 .into_iter()
                 .map(|(id, status, h)| StepRecord {
@@ -303,6 +333,7 @@ mod tests {
                     outputs: vec![],
                     certificates: vec![],
                     audit_seq: vec![],
+                    audit_head: None,
                     summary: String::new(),
                 })
                 .collect(),

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use hsmsign::ceremony::check::{self, NoState, Paths};
 use hsmsign::ceremony::file::CeremonyFile;
+use hsmsign::ceremony::perform::{CeremonyRun, PerformError, perform};
 use hsmsign::ceremony::record;
 use hsmsign::ceremony::site::SiteFile;
-use hsmsign::ceremony::transcript::Transcript;
+use hsmsign::ceremony::transcript::{Status, Transcript};
+use hsmsign::keys::{AskOnce, KeyAccess};
 
 use super::{CmdResult, Ctx, Failure};
 
@@ -34,10 +36,33 @@ pub(crate) enum CeremonyCmd {
         #[arg(long, value_name = "FILE.html")]
         out: PathBuf,
     },
-    /// Run a ceremony: not wired to the tokens in this version.
+    /// Run a ceremony: check it, then do its steps in order, asking before each that touches a
+    /// token; a second run of the same file continues after the last completed step.
     Run {
         /// The ceremony file.
         file: PathBuf,
+        /// The site file binding the token roles to tokens (default: the environment).
+        #[arg(long, value_name = "SITE")]
+        site: Option<PathBuf>,
+        /// Where the ceremony's outputs go (default: the working directory).
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+        /// The transcript to write (default: NAME.transcript.json in the output directory).
+        #[arg(long, value_name = "FILE")]
+        transcript: Option<PathBuf>,
+        /// Rehearse on throwaway SoftHSM2 tokens, one per role, with stand-ins for what only the
+        /// site has; nothing of the real state or tokens is touched.
+        #[arg(long)]
+        rehearse: bool,
+        /// With --rehearse: the rehearsal's directory (default: NAME.rehearsal-TIME here).
+        #[arg(long, value_name = "DIR", requires = "rehearse")]
+        rehearsal_dir: Option<PathBuf>,
+        /// Do not ask before each step that touches a token.
+        #[arg(long)]
+        yes: bool,
+        /// Inside a rehearsal: the stand-ins the rehearsal made.
+        #[arg(long, value_name = "FILE", hide = true)]
+        rehearsal_substitutions: Option<PathBuf>,
     },
 }
 
@@ -58,10 +83,81 @@ pub(super) fn run(ctx: &Ctx, cmd: CeremonyCmd) -> CmdResult {
             );
             Ok(())
         }
-        CeremonyCmd::Run { file } => Err(Failure::Usage(format!(
-            "`ceremony run` is not wired to the tokens in this version of hsmsign; check {} with `hsmsign ceremony check` and run its steps as the plan lists them",
-            file.display()
-        ))),
+        CeremonyCmd::Run {
+            file,
+            site,
+            out_dir,
+            transcript,
+            rehearse,
+            rehearsal_dir,
+            yes,
+            rehearsal_substitutions,
+        } => {
+            if rehearse {
+                return run_rehearsal(ctx, &file, rehearsal_dir);
+            }
+            let rehearsal = match &rehearsal_substitutions {
+                Some(p) => Some(
+                    serde_json::from_slice(&std::fs::read(p)?)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,
+                ),
+                None => None,
+            };
+            let store = ctx.require_store()?;
+            // One login per token for the whole ceremony.
+            let once = AskOnce::new(ctx.keys.officer);
+            let keys = KeyAccess {
+                module: ctx.keys.module.clone(),
+                pin_source: ctx.keys.pin_source.clone(),
+                allow_pin_value: false,
+                strict_permissions: ctx.keys.strict_permissions,
+                state: ctx.keys.state.clone(),
+                officer: &once,
+            };
+            let request = CeremonyRun {
+                file,
+                site,
+                out_dir: out_dir.unwrap_or_else(|| PathBuf::from(".")),
+                transcript,
+                yes,
+                rehearsal,
+            };
+            let done = match perform(&keys, &store, &request, &mut |line| eprintln!("{line}")) {
+                Ok(d) => d,
+                Err(PerformError::Findings(report)) => {
+                    print!("{}", report.human());
+                    return Err(Failure::Failed(anyhow::anyhow!(
+                        "{} finding(s) in {}: correct them and run again; no token was touched",
+                        report.findings.len(),
+                        request.file.display()
+                    )));
+                }
+                Err(e) => return Err(Failure::Failed(e.into())),
+            };
+            let t = &done.transcript;
+            let finished = t.steps.iter().filter(|s| s.status == Status::Done).count();
+            ctx.emit(
+                format!(
+                    "ceremony {:?}: {finished} of {} step(s) done{}; transcript {}\nPrint the record with `hsmsign ceremony record {} --out RECORD.html`.",
+                    t.name,
+                    t.steps.len().max(finished),
+                    if done.skipped > 0 {
+                        format!(" ({} by an earlier run)", done.skipped)
+                    } else {
+                        String::new()
+                    },
+                    done.transcript_path.display(),
+                    done.transcript_path.display()
+                ),
+                serde_json::json!({"transcript": done.transcript_path, "steps_done": finished, "stopped": done.stopped}),
+            );
+            match done.stopped {
+                None => Ok(()),
+                Some(why) => Err(Failure::Failed(anyhow::anyhow!(
+                    "{why}\nThe transcript records what was done; run the same file again to continue after the last completed step."
+                ))),
+            }
+        }
     }
 }
 
@@ -102,6 +198,80 @@ fn run_check(ctx: &Ctx, file: &Path, site: Option<&Path>, out_dir: Option<PathBu
             "{} finding(s) in {}: correct them and check again; no token was touched",
             report.findings.len(),
             file.display()
+        )))
+    }
+}
+
+/// `ceremony run --rehearse`: throwaway tokens and stand-ins, then the same run in a child
+/// process whose SoftHSM2 configuration points at them.
+fn run_rehearsal(ctx: &Ctx, file: &Path, dir: Option<PathBuf>) -> CmdResult {
+    use hsmsign::ceremony::rehearsal;
+    let (ceremony, _) = CeremonyFile::read(file)?;
+    let file = file.canonicalize()?;
+    let input_dir = file
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let dir = dir.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "{}.rehearsal-{}",
+            ceremony.name,
+            time::OffsetDateTime::now_utc().unix_timestamp()
+        ))
+    });
+    let exe = std::env::current_exe()?;
+    let prepared = rehearsal::prepare(&exe, &ceremony, &input_dir, &dir)?;
+    // The file itself: a rehearsal of a file with findings would prove nothing.
+    let report = check::check(
+        &ceremony,
+        None,
+        &Paths {
+            input_dir,
+            output_dir: prepared.rehearsal.out.clone(),
+        },
+        &NoState,
+    );
+    if !report.ok() {
+        print!("{}", report.human());
+        return Err(Failure::Failed(anyhow::anyhow!(
+            "{} finding(s) in {}: correct them and rehearse again",
+            report.findings.len(),
+            file.display()
+        )));
+    }
+    for s in &prepared.stand_ins {
+        eprintln!("rehearsal stand-in: {s}");
+    }
+    let r = &prepared.rehearsal;
+    let transcript = r.dir.join("transcript.json");
+    let mut cmd = r.command(&exe);
+    if ctx.json {
+        cmd.arg("--json");
+    }
+    let status = cmd
+        .args(["ceremony", "run"])
+        .arg(&file)
+        .arg("--site")
+        .arg(&prepared.site)
+        .arg("--out-dir")
+        .arg(&r.out)
+        .arg("--transcript")
+        .arg(&transcript)
+        .arg("--rehearsal-substitutions")
+        .arg(&prepared.substitutions)
+        .arg("--yes")
+        .stdin(std::process::Stdio::null())
+        .status()?;
+    eprintln!(
+        "rehearsal directory {} (throwaway tokens, state, outputs and transcript; delete it when reviewed)",
+        r.dir.display()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure::Failed(anyhow::anyhow!(
+            "the rehearsal of {} failed (see above); the transcript {} shows how far it came",
+            file.display(),
+            transcript.display()
         )))
     }
 }
