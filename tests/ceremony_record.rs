@@ -2,6 +2,8 @@
 //! read back with pdftotext, so the test sees what the officers and witnesses read aloud.
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
+mod common;
+
 use std::process::Command;
 
 use hsmsign::ceremony::record::read_aloud;
@@ -103,33 +105,7 @@ fn the_printed_record_shows_every_step_and_fingerprint_as_read_aloud() {
         .unwrap();
     assert_eq!(again.status.code(), Some(1));
 
-    let pdf = dir.path().join("record.pdf");
-    let chrome = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-pdf-header-footer",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
-        .arg(format!("--print-to-pdf={}", pdf.display()))
-        .arg(format!("file://{}", html.display()))
-        .output()
-        .unwrap();
-    assert!(
-        pdf.exists(),
-        "chromium wrote no PDF: {}",
-        String::from_utf8_lossy(&chrome.stderr)
-    );
-    let text = Command::new("pdftotext")
-        .args(["-layout", pdf.to_str().unwrap(), "-"])
-        .output()
-        .unwrap();
-    assert!(text.status.success());
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = common::pdf_text(&html, dir.path());
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     for s in &t.steps {
         assert!(

@@ -368,3 +368,35 @@ pub(crate) fn archive_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// Print `html` to PDF with headless Chromium and read the PDF's text back with pdftotext, as a
+/// person reading the printout would see it. `dir` holds the PDF and Chromium's profile.
+pub(crate) fn pdf_text(html: &Path, dir: &Path) -> String {
+    let pdf = dir.join("record.pdf");
+    let chrome = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.join("chromium-profile").display()
+        ))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(
+        pdf.exists(),
+        "chromium wrote no PDF: {}",
+        String::from_utf8_lossy(&chrome.stderr)
+    );
+    let text = Command::new("pdftotext")
+        .args(["-layout", pdf.to_str().expect("utf-8 path"), "-"])
+        .output()
+        .expect("pdftotext runs");
+    assert!(text.status.success(), "pdftotext failed");
+    String::from_utf8_lossy(&text.stdout).into_owned()
+}
