@@ -435,3 +435,82 @@ fn a_step_interrupted_after_the_audit_log_moved_on_is_never_run_again() {
         "{ops:?}"
     );
 }
+
+#[test]
+fn check_with_a_state_refuses_what_the_state_does_not_allow_before_any_token() {
+    let pki = common::Pki::new();
+    pki.hsm
+        .openssl_req("web", "/CN=web.example.com/O=SOS/C=DE", false, &[]);
+    let text = r#"name = "against-state"
+purpose = "steps the state must allow"
+
+[tokens.ca-token]
+
+[[step]]
+id = "web"
+kind = "cert-issue"
+ca = "issuing"
+profile = "server"
+csr = "web.csr"
+days = 9000
+out = "web.pem"
+
+[[step]]
+id = "crl"
+kind = "crl"
+ca = "nobody"
+out = "nobody.crl"
+
+[[step]]
+id = "root-again"
+kind = "ca-root"
+name = "root"
+key = { token = "ca-token", label = "another-root" }
+subject = "CN=Another Root, O=SOS, C=DE"
+"#;
+    std::fs::write(pki.path("c.toml"), text).unwrap();
+    std::fs::write(
+        pki.path("site.toml"),
+        "[role.ca-token]\ntoken = \"pkcs11:token=CA\"\n",
+    )
+    .unwrap();
+    // Statically the file is fine; the state says no to each step.
+    let out = pki
+        .hsm
+        .cmd()
+        .env("HSMSIGN_MODULE", "/nonexistent/module.so")
+        .args(["ceremony", "check", "c.toml", "--site", "site.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = audit_len(&pki);
+    let out = pki
+        .hsm
+        .cmd()
+        .env("HSMSIGN_MODULE", "/nonexistent/module.so")
+        .args([
+            "--state",
+            "state",
+            "ceremony",
+            "check",
+            "c.toml",
+            "--site",
+            "site.toml",
+        ])
+        .output()
+        .unwrap();
+    let all = format!("{}{}", common::stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("web"), "{all}");
+    assert!(all.contains("nobody"), "{all}");
+    assert!(all.contains("exists already"), "{all}");
+    assert_eq!(audit_len(&pki), before, "check wrote nothing to the state");
+    assert!(!pki.path("web.pem").exists());
+}
+
+fn audit_len(pki: &common::Pki) -> usize {
+    pki.json(&["audit", "show"])["records"]
+        .as_array()
+        .unwrap()
+        .len()
+}

@@ -99,6 +99,44 @@ pub fn binding(
     }
 }
 
+/// Check `steps` (from `from` on) against the state with each use case's own `validate()`,
+/// without a token. A step that needs a CA or a file an earlier step of the ceremony makes cannot
+/// be checked yet: the runner checks it right before it runs.
+pub fn state_findings(
+    keys: &KeyAccess<'_>,
+    store: &Store,
+    steps: &[run::PlannedStep],
+    report: &Report,
+    from: usize,
+) -> Vec<check::Finding> {
+    let mut findings = Vec::new();
+    let mut made: Vec<String> = Vec::new();
+    let mut written: Vec<PathBuf> = Vec::new();
+    for (n, step) in steps.iter().enumerate() {
+        let needs_made = step
+            .action
+            .needs_cas()
+            .iter()
+            .any(|c| made.iter().any(|m| m == c));
+        let inputs_later = report.plan[n].inputs.iter().any(|p| written.contains(p));
+        if n >= from
+            && !needs_made
+            && !inputs_later
+            && let Err(e) = step.action.validate(keys, store)
+        {
+            findings.push(check::Finding {
+                step: Some(step.id.clone()),
+                message: format!("{} against the state: {e}", step.action.command()),
+            });
+        }
+        if let Some(ca) = step.action.creates_ca() {
+            made.push(ca.to_string());
+        }
+        written.extend(report.plan[n].outputs.iter().cloned());
+    }
+    findings
+}
+
 /// Run the ceremony `req` names. `say` is told what happens, step by step.
 pub fn perform(
     keys: &KeyAccess<'_>,
@@ -161,30 +199,10 @@ pub fn perform(
     }
     let subst = req.rehearsal.clone().unwrap_or_default();
     let steps = plan::build(&file, &report, &site, &paths, &subst).map_err(refused)?;
-    // Every step that can be checked against the state now is, before any token is touched;
-    // one that needs a CA or a file an earlier step makes is checked right before it runs.
-    let mut made: Vec<String> = Vec::new();
-    let mut written: Vec<PathBuf> = Vec::new();
-    for (n, step) in steps.iter().enumerate() {
-        let needs_made = step
-            .action
-            .needs_cas()
-            .iter()
-            .any(|c| made.iter().any(|m| m == c));
-        let inputs_later = report.plan[n].inputs.iter().any(|p| written.contains(p));
-        if n >= next && !needs_made && !inputs_later {
-            step.action.validate(keys, store).map_err(|e| {
-                PerformError::Refused(format!(
-                    "step {:?} ({}): {e}; nothing was touched",
-                    step.id,
-                    step.action.command()
-                ))
-            })?;
-        }
-        if let Some(ca) = step.action.creates_ca() {
-            made.push(ca.to_string());
-        }
-        written.extend(report.plan[n].outputs.iter().cloned());
+    // Every step that can be checked against the state now is, before any token is touched.
+    report.findings = state_findings(keys, store, &steps, &report, next);
+    if !report.ok() {
+        return Err(PerformError::Findings(Box::new(report)));
     }
 
     let mut t = earlier.unwrap_or_else(|| Transcript {

@@ -181,7 +181,29 @@ fn run_check(ctx: &Ctx, file: &Path, site: Option<&Path>, out_dir: Option<PathBu
         input_dir,
         output_dir: out_dir.unwrap_or_else(|| PathBuf::from(".")),
     };
-    let report = check::check(&ceremony, Some((&binding, &source)), &paths, &NoState);
+    let mut report = check::check(&ceremony, Some((&binding, &source)), &paths, &NoState);
+    // With a state that exists: each step against it, with the use cases' own checks (opened
+    // only to read; no token is touched).
+    let state_db = ctx.state.as_ref().map(|d| d.join(hsmsign::store::DB_FILE));
+    if report.ok()
+        && let Some(db) = state_db.filter(|db| db.exists())
+    {
+        let store = ctx.require_store()?;
+        let steps = hsmsign::ceremony::plan::build(
+            &ceremony,
+            &report,
+            &binding,
+            &paths,
+            &Default::default(),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        report.findings =
+            hsmsign::ceremony::perform::state_findings(&ctx.keys, &store, &steps, &report, 0);
+        report.notes.push(check::Finding {
+            step: None,
+            message: format!("checked against the state in {}", db.display()),
+        });
+    }
     let json = serde_json::to_value(&report).unwrap_or_default();
     if ctx.json {
         println!(
