@@ -375,12 +375,19 @@ fn the_environment_binds_roles_without_a_site_file() {
 }
 
 #[test]
-fn ceremony_run_says_it_is_not_wired() {
+fn ceremony_run_checks_first_and_stops_before_the_state_or_a_token_on_a_finding() {
     let d = Dir::new();
     let file = d.write("c.toml", &format!("{HEAD}{ROOT}"));
-    let out = d.run(&["ceremony", "run", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not wired"));
+    // No site file and no binding in the environment: the role is unbound.
+    let out = d.run(&["ceremony", "run", file.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("no token was touched"), "{all}");
+    assert!(!all.contains("panicked"), "{all}");
 }
 
 #[test]

@@ -154,6 +154,68 @@ pub const OBJECT_SUFFIXES: [&str; 12] = [
     ".jobscript.json",
 ];
 
+/// `yes`/`true` or `no`/`false`, as `--allow-expired-certificates` and a node's
+/// `allow-expired=` take it.
+pub fn parse_yes_no(option: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("{option} {v:?}: give yes or no")),
+    }
+}
+
+/// One node of `--node NAME=DIR[,version=X.Y.Z][,allow-expired=yes|no]`: its name, its
+/// trusted directory as written, and its version and expiry setting (each `version` /
+/// `allow` when the node leaves it out).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeSpec {
+    /// The node's name.
+    pub name: String,
+    /// Its trusted-x509-keys directory (or PEM file), as written.
+    pub dir: String,
+    /// Its JS7 version.
+    pub version: Option<Js7Version>,
+    /// Its allow-expired-certificates setting.
+    pub allow_expired: Option<bool>,
+}
+
+impl NodeSpec {
+    /// Parse one `--node` value.
+    pub fn parse(
+        spec: &str,
+        version: Option<Js7Version>,
+        allow_expired: Option<bool>,
+    ) -> Result<Self, String> {
+        let usage = |why: &str| {
+            format!("--node {spec:?}: {why}; write NAME=DIR[,version=X.Y.Z][,allow-expired=yes|no]")
+        };
+        let mut parts = spec.split(',');
+        let (name, dir) = parts
+            .next()
+            .and_then(|p| p.split_once('='))
+            .filter(|(n, d)| !n.is_empty() && !d.is_empty())
+            .ok_or_else(|| usage("no NAME=DIR"))?;
+        let mut node = Self {
+            name: name.to_string(),
+            dir: dir.to_string(),
+            version,
+            allow_expired,
+        };
+        for p in parts {
+            match p.split_once('=') {
+                Some(("version", v)) => {
+                    node.version = Some(Js7Version::parse(v).map_err(|e| usage(&e.to_string()))?);
+                }
+                Some(("allow-expired", v)) => {
+                    node.allow_expired = Some(parse_yes_no("allow-expired", v)?);
+                }
+                _ => return Err(usage(&format!("unknown part {p:?}"))),
+            }
+        }
+        Ok(node)
+    }
+}
+
 /// The object's base name, if `entry` is a JS7 object file (`dir/NAME.type.json`).
 pub fn object_base(entry: &str) -> Option<&str> {
     let file = entry.rsplit('/').next().unwrap_or(entry);

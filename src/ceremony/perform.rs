@@ -140,7 +140,7 @@ pub fn state_findings(
 /// Run the ceremony `req` names. `say` is told what happens, step by step.
 pub fn perform(
     keys: &KeyAccess<'_>,
-    store: &Store,
+    open_store: &dyn Fn() -> Result<Store, String>,
     req: &CeremonyRun,
     say: &mut dyn FnMut(&str),
 ) -> Result<Performed, PerformError> {
@@ -171,23 +171,30 @@ pub fn perform(
     };
     let next = match &earlier {
         None => 0,
+        Some(t) => match transcript::resume(t, &file_sha, &hashes) {
+            Resume::From { next } => next,
+            Resume::Complete => {
+                return Err(PerformError::Refused(format!(
+                    "every step of {} is done already (transcript {}); nothing is run twice",
+                    req.file.display(),
+                    transcript_path.display()
+                )));
+            }
+            Resume::Refuse(why) => return Err(PerformError::Refused(why)),
+        },
+    };
+    // A step an earlier run left inside, after the audit log moved on, is never run again: said
+    // before anything else about the file.
+    let opened = match &earlier {
         Some(t) => {
+            let store = open_store().map_err(PerformError::Refused)?;
             let head = store.audit_head().map_err(refused)?.map_or(0, |h| h.seq);
             if let Some(why) = transcript::interrupted(t, head) {
                 return Err(PerformError::Refused(why));
             }
-            match transcript::resume(t, &file_sha, &hashes) {
-                Resume::From { next } => next,
-                Resume::Complete => {
-                    return Err(PerformError::Refused(format!(
-                        "every step of {} is done already (transcript {}); nothing is run twice",
-                        req.file.display(),
-                        transcript_path.display()
-                    )));
-                }
-                Resume::Refuse(why) => return Err(PerformError::Refused(why)),
-            }
+            Some(store)
         }
+        None => None,
     };
     // Findings of steps an earlier run did (their outputs exist now) no longer count.
     let done: Vec<&str> = hashes[..next].iter().map(|h| h.id.as_str()).collect();
@@ -197,6 +204,12 @@ pub fn perform(
     if !report.ok() {
         return Err(PerformError::Findings(Box::new(report)));
     }
+    // The state, only now that the file passed (a run to be continued has one already).
+    let store = match opened {
+        Some(s) => s,
+        None => open_store().map_err(PerformError::Refused)?,
+    };
+    let store = &store;
     let subst = req.rehearsal.clone().unwrap_or_default();
     let steps = plan::build(&file, &report, &site, &paths, &subst).map_err(refused)?;
     // Every step that can be checked against the state now is, before any token is touched.

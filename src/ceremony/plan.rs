@@ -207,35 +207,23 @@ pub fn build(
                     .map(crate::archive::js7::Js7Version::parse)
                     .transpose()
                     .map_err(|e| e.to_string())?;
-                let allow = s.allow_expired_certificates.as_deref().map(|a| a == "yes");
+                let allow = s
+                    .allow_expired_certificates
+                    .as_deref()
+                    .map(|a| crate::archive::js7::parse_yes_no("allow-expired-certificates", a))
+                    .transpose()?;
                 let mut nodes = Vec::new();
                 if let Some(t) = &s.trusted {
                     nodes.push((String::new(), resolve(t)?, version, allow));
                 }
                 for n in &s.node {
-                    let (name, rest) = n
-                        .split_once('=')
-                        .ok_or_else(|| format!("node {n:?} is not NAME=DIR[,...]"))?;
-                    let mut parts = rest.split(',');
-                    let dir = resolve(parts.next().unwrap_or_default())?;
-                    let (mut v, mut a) = (version, allow);
-                    for p in parts {
-                        match p.split_once('=') {
-                            Some(("version", x)) => {
-                                v = Some(
-                                    crate::archive::js7::Js7Version::parse(x)
-                                        .map_err(|e| e.to_string())?,
-                                );
-                            }
-                            Some(("allow-expired", x)) => a = Some(x == "yes"),
-                            _ => {
-                                return Err(format!(
-                                    "node {n:?}: {p:?} is not version= or allow-expired="
-                                ));
-                            }
-                        }
-                    }
-                    nodes.push((name.to_string(), dir, v, a));
+                    let node = crate::archive::js7::NodeSpec::parse(n, version, allow)?;
+                    nodes.push((
+                        node.name,
+                        resolve(&node.dir)?,
+                        node.version,
+                        node.allow_expired,
+                    ));
                 }
                 Action::ArchiveVerify {
                     input: resolve(&s.input)?,

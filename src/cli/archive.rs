@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use hsmsign::archive::js7::{Js7Version, NodePolicy};
+use hsmsign::archive::js7::{Js7Version, NodePolicy, NodeSpec, parse_yes_no};
 use hsmsign::archive::{self, ArchiveError, ObjectOutcome, VerifyOptions, VerifyReport};
 use serde_json::json;
 
@@ -96,11 +96,7 @@ struct Node {
 }
 
 fn yes_no(option: &str, v: &str) -> Result<bool, Failure> {
-    match v {
-        "yes" | "true" => Ok(true),
-        "no" | "false" => Ok(false),
-        _ => Err(Failure::Usage(format!("{option} {v:?}: give yes or no"))),
-    }
+    parse_yes_no(option, v).map_err(Failure::Usage)
 }
 
 fn parse_node(
@@ -108,29 +104,11 @@ fn parse_node(
     version: Option<Js7Version>,
     allow: Option<bool>,
 ) -> Result<Node, Failure> {
-    let usage = |why: &str| {
-        Failure::Usage(format!(
-            "--node {spec:?}: {why}; write NAME=DIR[,version=X.Y.Z][,allow-expired=yes|no]"
-        ))
-    };
-    let mut parts = spec.split(',');
-    let (name, dir) = parts
-        .next()
-        .and_then(|p| p.split_once('='))
-        .filter(|(n, d)| !n.is_empty() && !d.is_empty())
-        .ok_or_else(|| usage("no NAME=DIR"))?;
-    let (mut version, mut allow) = (version, allow);
-    for p in parts {
-        match p.split_once('=') {
-            Some(("version", v)) => version = Some(Js7Version::parse(v)?),
-            Some(("allow-expired", v)) => allow = Some(yes_no("allow-expired", v)?),
-            _ => return Err(usage(&format!("unknown part {p:?}"))),
-        }
-    }
+    let n = NodeSpec::parse(spec, version, allow).map_err(Failure::Usage)?;
     Ok(Node {
-        name: name.to_string(),
-        trusted: PathBuf::from(dir),
-        policy: NodePolicy::new(version, allow)?,
+        name: n.name,
+        trusted: PathBuf::from(n.dir),
+        policy: NodePolicy::new(n.version, n.allow_expired)?,
     })
 }
 

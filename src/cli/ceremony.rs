@@ -103,7 +103,6 @@ pub(super) fn run(ctx: &Ctx, cmd: CeremonyCmd) -> CmdResult {
                 ),
                 None => None,
             };
-            let store = ctx.require_store()?;
             // One login per token for the whole ceremony.
             let once = AskOnce::new(ctx.keys.officer);
             let keys = KeyAccess {
@@ -122,7 +121,14 @@ pub(super) fn run(ctx: &Ctx, cmd: CeremonyCmd) -> CmdResult {
                 yes,
                 rehearsal,
             };
-            let done = match perform(&keys, &store, &request, &mut |line| eprintln!("{line}")) {
+            let open_store = || match ctx.require_store() {
+                Ok(s) => Ok(s),
+                Err(Failure::Failed(e)) => Err(e.to_string()),
+                Err(Failure::Usage(m) | Failure::Verification(m) | Failure::Attention(m)) => Err(m),
+            };
+            let done = match perform(&keys, &open_store, &request, &mut |line| {
+                eprintln!("{line}")
+            }) {
                 Ok(d) => d,
                 Err(PerformError::Findings(report)) => {
                     print!("{}", report.human());
