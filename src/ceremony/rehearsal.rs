@@ -203,20 +203,37 @@ impl Rehearsal {
 /// The throwaway token holding the keys of stand-in CAs.
 const STAND_INS: &str = "stand-ins";
 
-fn uri(label: &str, object: &str, id: Option<&str>) -> String {
-    let mut u = format!(
-        "pkcs11:token={};object={}",
-        label.replace(' ', "%20"),
-        object.replace(' ', "%20")
-    );
-    if let Some(id) = id {
-        u.push_str(";id=");
-        for pair in id.as_bytes().chunks(2) {
-            u.push('%');
-            u.push_str(&String::from_utf8_lossy(pair));
-        }
+/// The URI of a throwaway token, encoded as every other URI hsmsign writes.
+fn token_uri(label: &str) -> String {
+    crate::keys::pkcs11::Pkcs11Uri {
+        token: Some(label.to_string()),
+        ..Default::default()
     }
-    u
+    .to_string()
+}
+
+/// The `--key` URI of `object` (with its hex `id`) on the throwaway token `label`: the same
+/// construction the ceremony's site binding uses.
+fn uri(label: &str, object: &str, id: Option<&str>) -> Result<String, RehearsalError> {
+    super::site::Binding {
+        token: token_uri(label),
+        module: None,
+        pin_source: None,
+    }
+    .key_uri(&super::file::KeyRef {
+        token: label.to_string(),
+        label: object.to_string(),
+        id: id.map(str::to_string),
+    })
+    .map_err(|detail| RehearsalError::StandIn {
+        what: format!("the URI of {object:?}"),
+        detail,
+    })
+}
+
+/// A TOML basic string (JSON's escapes are TOML's).
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
 }
 
 /// What the rehearsal prepared, for the officer.
@@ -252,9 +269,10 @@ pub fn prepare(
     for role in file.tokens.keys() {
         let label = r.make_token(exe, role)?;
         site.push_str(&format!(
-            "\n[role.{role}]\ntoken = \"pkcs11:token={}\"\nmodule = \"{}\"\n",
-            label.replace(' ', "%20"),
-            r.module.display()
+            "\n[role.{}]\ntoken = {}\nmodule = {}\n",
+            toml_str(role),
+            toml_str(&token_uri(&label)),
+            toml_str(&r.module.display().to_string())
         ));
     }
     let stand_in_label = r.make_token(exe, STAND_INS)?;
@@ -268,7 +286,7 @@ pub fn prepare(
     for step in &file.steps {
         for ca in step.needs_cas() {
             if !made_cas.contains(&ca) && !stand_in_cas.iter().any(|c| c == ca) {
-                let key = uri(&stand_in_label, &format!("{ca}-key"), None);
+                let key = uri(&stand_in_label, &format!("{ca}-key"), None)?;
                 r.hsmsign(
                     exe,
                     &format!("the key of stand-in CA {ca:?}"),
@@ -315,7 +333,7 @@ pub fn prepare(
                     "key",
                     "generate",
                     "--key",
-                    &uri(&Rehearsal::label(&k.token), &k.label, k.id.as_deref()),
+                    &uri(&Rehearsal::label(&k.token), &k.label, k.id.as_deref())?,
                     "--algorithm",
                     alg,
                 ],
@@ -357,7 +375,7 @@ pub fn prepare(
         let issuer = match stand_in_cas.first() {
             Some(ca) => ca.clone(),
             None => {
-                let key = uri(&stand_in_label, "operators-key", None);
+                let key = uri(&stand_in_label, "operators-key", None)?;
                 r.hsmsign(
                     exe,
                     "the key of the rehearsal's operator CA",
@@ -397,7 +415,7 @@ pub fn prepare(
                     &Rehearsal::label(&s.key.token),
                     &s.key.label,
                     s.key.id.as_deref(),
-                ),
+                )?,
                 "--subject",
                 &subject,
                 "--out",
