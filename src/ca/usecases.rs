@@ -695,9 +695,10 @@ impl CertIssue {
         })
     }
 
+    /// The request's inputs (checked by [`Self::check_inputs`]) against the state and the CA.
     fn check_with(
         &self,
-        keys: &KeyAccess<'_>,
+        inputs: ValidCertIssue,
         store: &Store,
         generated: Option<&PublicKey>,
     ) -> Result<ValidCertIssue, CaError> {
@@ -708,7 +709,7 @@ impl CertIssue {
             validity,
             csr,
             ..
-        } = self.check_inputs(keys)?;
+        } = inputs;
         chain_of(store, &self.ca)?;
         // The whole request against the CA: an explicit --days that reaches past the issuer
         // is a mistake to point out (the default validity is cut to the issuer's end instead,
@@ -739,7 +740,7 @@ impl CertIssue {
 
     /// Check the request against the state and the CA, without a token.
     pub fn validate(&self, keys: &KeyAccess<'_>, store: &Store) -> Result<ValidCertIssue, CaError> {
-        self.check_with(keys, store, None)
+        self.check_with(self.check_inputs(keys)?, store, None)
     }
 }
 
@@ -758,7 +759,7 @@ pub struct CertIssued {
 
 /// Issue the certificate `req` asks for.
 pub fn issue(keys: &KeyAccess<'_>, store: &Store, req: &CertIssue) -> Result<CertIssued, CaError> {
-    req.check_inputs(keys)?;
+    let inputs = req.check_inputs(keys)?;
     // Reserved (temporary files made) before the token signs.
     let out_file = reserve(req.out.as_deref(), req.force)?;
     let chain_file = reserve(req.chain_out.as_deref(), req.force)?;
@@ -779,7 +780,7 @@ pub fn issue(keys: &KeyAccess<'_>, store: &Store, req: &CertIssue) -> Result<Cer
         }
         _ => None,
     };
-    let v = req.check_with(keys, store, generated.as_ref().map(|g| g.public_key()))?;
+    let v = req.check_with(inputs, store, generated.as_ref().map(|g| g.public_key()))?;
     if let Some(c) = &v.csr {
         for w in c.ignored() {
             keys.officer.notice(&format!("CSR: {w}"));
