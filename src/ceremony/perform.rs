@@ -267,7 +267,12 @@ pub fn perform(
                 kind: step.kind.clone(),
                 status: Status::Started,
                 input_hash: step.input_sha256.clone(),
-                inputs: inputs_of(&step.id),
+                // Hashed once, when the step starts (an input may be a large archive).
+                inputs: match (&event, t.steps.last()) {
+                    (StepEvent::Starting { .. }, _) => inputs_of(&step.id),
+                    (_, Some(started)) if started.id == step.id => started.inputs.clone(),
+                    _ => inputs_of(&step.id),
+                },
                 outputs: Vec::new(),
                 certificates: Vec::new(),
                 audit_seq: Vec::new(),
